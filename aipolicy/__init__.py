@@ -1,0 +1,51 @@
+"""aipolicy: an organisation's AI-app policy, enforced at its web proxy.
+
+This package is the core: policy model and loader, catalogue, matching, the
+decision function, block pages and the event log. It imports neither
+mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
+"""
+
+from ._catalog import App, Catalog, Vendor, load_catalog
+from ._decision import Decision, RequestFacts, decide
+from ._errors import AipolicyError, EventLogError, PolicyError, Problem
+from ._events import EventLog, decision_event, default_proxy_id, system_event
+from ._hosts import normalise_host, normalise_path, split_url
+from ._pages import block_page, json_error, wants_html
+from ._policy import ACTIONS, Policy, Rule, load_policy
+from ._resources import default_policy, policies_dir, shipped_catalog
+from ._targets import Target, parse_target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIONS",
+    "AipolicyError",
+    "App",
+    "Catalog",
+    "Decision",
+    "EventLog",
+    "EventLogError",
+    "Policy",
+    "PolicyError",
+    "Problem",
+    "RequestFacts",
+    "Rule",
+    "Target",
+    "Vendor",
+    "block_page",
+    "decide",
+    "decision_event",
+    "default_policy",
+    "default_proxy_id",
+    "json_error",
+    "load_catalog",
+    "load_policy",
+    "normalise_host",
+    "normalise_path",
+    "parse_target",
+    "policies_dir",
+    "shipped_catalog",
+    "split_url",
+    "system_event",
+    "wants_html",
+]

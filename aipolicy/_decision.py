@@ -1,0 +1,157 @@
+"""The one decision function. The proxy calls it at each hook; the CLI calls it
+for ``aipolicy policy test``; nothing here does I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+from ._hosts import normalise_host, normalise_path, parse_ip
+from ._policy import Entry, Policy, Rule
+
+SEVERITY = {"allow": 0, "monitor": 1, "block": 3}
+_FIRST = itemgetter(0)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the proxy knows about a request when it asks. ``path`` is None at
+    connection level (CONNECT, TLS ClientHello), before a request is seen."""
+
+    hosts: tuple[str, ...]  # every name presented: CONNECT target, SNI, Host / :authority
+    path: str | None = None
+    method: str = ""
+    scheme: str = ""
+    port: int = 0
+    client_ip: str = ""
+    user: str = ""
+    groups: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str  # "block", "monitor" or "allow"
+    rule: str  # a rule id, or "default"
+    reason: str
+    final: bool = True  # False: a rule needs the decrypted request to decide
+    host: str = ""  # the normalised name that decided
+    hosts: tuple[str, ...] = ()
+    app: str = ""
+    app_name: str = ""
+    vendor: str = ""
+    vendor_name: str = ""
+    categories: tuple[str, ...] = ()
+    country: str = ""
+    directive: Mapping[str, str] | None = None
+    contact: str = ""
+    policy: str = ""
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "block"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "rule": self.rule,
+            "reason": self.reason,
+            "final": self.final,
+            "host": self.host,
+            "hosts": list(self.hosts),
+            "app": self.app or None,
+            "vendor": self.vendor or None,
+            "categories": list(self.categories),
+            "country": self.country or None,
+            "directive": dict(self.directive) if self.directive else None,
+            "contact": self.contact or None,
+            "policy": self.policy,
+        }
+
+
+def decide(policy: Policy, facts: RequestFacts) -> Decision:
+    """Decide what to do with a request, or a connection when ``facts.path`` is None.
+
+    Each name the client presented is judged on its own (first matching rule
+    wins); the most severe verdict over all names stands, so a banned SNI or
+    Host header behind an innocent CONNECT target is still blocked.
+    """
+    names = tuple(dict.fromkeys(normalise_host(h) for h in facts.hosts if h))
+    path = normalise_path(facts.path) if facts.path is not None else None
+    best: Decision | None = None
+    pending = False
+    for name in names:
+        verdict = _decide_name(policy, name, path, names)
+        if not verdict.final:
+            pending = True
+        elif best is None or SEVERITY[verdict.action] > SEVERITY[best.action]:
+            best = verdict
+    if best is None:
+        best = _default(policy, names[0] if names else "", names)
+    if pending and not best.blocked:
+        return _replace_final(best)
+    return best
+
+
+def _decide_name(policy: Policy, name: str, path: str | None, names: tuple[str, ...]) -> Decision:
+    address = parse_ip(name)
+    if address is not None:
+        candidates = list(policy.networks.lookup(address))
+    else:
+        candidates = list(policy.hosts.lookup(name))
+    if policy.always:
+        candidates.extend(policy.always)
+    if len(candidates) > 1:
+        candidates.sort(key=_FIRST)
+    for rule_index, pattern, app in candidates:
+        if pattern is not None:
+            if path is None:
+                return _verdict(policy, policy.rules[rule_index], name, app, names, final=False)
+            if not pattern.matches(path):
+                continue
+        return _verdict(policy, policy.rules[rule_index], name, app, names)
+    return _default(policy, name, names)
+
+
+def _verdict(policy: Policy, rule: Rule, name: str, app_id: str | None, names: tuple[str, ...], final: bool = True) -> Decision:
+    catalog = policy.catalog
+    app = catalog.apps.get(app_id) if app_id else catalog.app_for_host(name)
+    vendor = catalog.vendors.get(app.vendor) if app else None
+    reason = rule.reason or _default_reason(rule.action, app.name if app else name, rule.id)
+    return Decision(
+        action=rule.action,
+        rule=rule.id,
+        reason=reason,
+        final=final,
+        host=name,
+        hosts=names,
+        app=app.id if app else "",
+        app_name=app.name if app else "",
+        vendor=vendor.id if vendor else "",
+        vendor_name=vendor.name if vendor else "",
+        categories=app.categories if app else (),
+        country=vendor.country if vendor else "",
+        directive=rule.directive,
+        contact=rule.contact or policy.contact,
+        policy=policy.hash,
+    )
+
+
+def _default(policy: Policy, name: str, names: tuple[str, ...]) -> Decision:
+    if policy.default == "allow":
+        return Decision("allow", "default", "no rule matched; the policy's default is allow", host=name, hosts=names, policy=policy.hash)
+    rule = Rule("default", policy.default, reason=f"no rule matched; the policy's default is {policy.default}")
+    return _verdict(policy, rule, name, None, names)
+
+
+def _default_reason(action: str, subject: str, rule_id: str) -> str:
+    verb = {"block": "is blocked", "monitor": "is monitored", "allow": "is allowed"}[action]
+    return f"{subject} {verb} by rule {rule_id}"
+
+
+def _replace_final(decision: Decision) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, final=False)

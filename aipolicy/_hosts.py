@@ -1,0 +1,167 @@
+"""Host and path normalisation: done once, in the core, for proxy and CLI alike.
+
+Every name a client presents (CONNECT target, TLS SNI, Host header, a URL typed
+into ``aipolicy policy test``) goes through :func:`normalise_host` before it is
+looked up, so ``DeepSeek.COM.``, ``user@deepseek.com:443``, ``[::1]`` and
+``xn--...`` spellings all meet the same index entry.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+
+import idna
+
+_PLAIN_HOST = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_IPV4_PART = re.compile(r"(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def normalise_host(raw: str) -> str:
+    """Return the canonical form of a host as a client may spell it.
+
+    Strips userinfo, port, IPv6 brackets and trailing dots; percent-decodes;
+    lower-cases; converts Unicode labels to punycode; writes IP addresses in
+    their canonical form (including WHATWG IPv4 spellings such as ``0x7f.1``).
+    Never raises: a name that cannot be made canonical is returned lower-cased
+    so that it still matches nothing it should not.
+    """
+    if _PLAIN_HOST.fullmatch(raw) and not raw[-1].isdigit():
+        return raw  # fast path: already canonical, not an IP address
+    host = raw.strip()
+    if "@" in host:
+        host = host.rsplit("@", 1)[1]
+    if "%" in host:
+        host = urllib.parse.unquote(host)
+    if host.startswith("["):
+        end = host.find("]")
+        inner = host[1:end] if end != -1 else host[1:]
+        return _canonical_ip(inner) or inner.lower()
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    elif host.count(":") > 1:  # bare IPv6 address
+        return _canonical_ip(host) or host.lower()
+    host = host.rstrip(".").lower()
+    ip = _canonical_ip(host)
+    if ip:
+        return ip
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except idna.IDNAError:
+            return host
+    return host
+
+
+def _canonical_ip(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        pass
+    if host and (host[-1].isdigit() or host.startswith("0x") or ".0x" in host):
+        v4 = _parse_whatwg_ipv4(host)
+        if v4 is not None:
+            return str(ipaddress.IPv4Address(v4))
+    return None
+
+
+def _parse_whatwg_ipv4(host: str) -> int | None:
+    """Parse the IPv4 spellings browsers accept: 127.1, 0x7f.0.0.1, 2130706433."""
+    parts = host.split(".")
+    if parts and parts[-1] == "":
+        parts.pop()
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = []
+    for part in parts:
+        if not _IPV4_PART.fullmatch(part):
+            return None
+        if part.startswith("0x"):
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
+        return None
+    value = last
+    for i, n in enumerate(head):
+        value += n << (8 * (3 - i))
+    return value
+
+
+def parse_ip(host: str) -> IPAddress | None:
+    """The address if a normalised host is an IP literal; IPv4-mapped IPv6 unwrapped."""
+    if not host or not (host[-1].isdigit() or ":" in host):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def is_valid_domain(host: str) -> bool:
+    """True for a syntactically valid, already-normalised DNS name."""
+    if not host or len(host) > 253:
+        return False
+    return all(_LABEL.fullmatch(label) for label in host.split("."))
+
+
+def normalise_path(raw: str) -> str:
+    """Canonical path for matching: query dropped, percent-decoded until stable,
+    dot segments resolved, repeated slashes collapsed, lower-cased.
+
+    Decoding repeatedly and folding case fail closed: a rule for
+    ``/deepseek-ai/`` also catches ``/DeepSeek%2Dai/`` and ``/%2564eepseek-ai``.
+    """
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    for _ in range(3):
+        if "%" not in path:
+            break
+        path = urllib.parse.unquote(path)
+    path = path.replace("\\", "/")
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    trailing = "/" if path.endswith("/") and segments else ""
+    return ("/" + "/".join(segments) + trailing).lower()
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """Split a URL as a client would send it into (scheme, host, port, path?query)."""
+    if "://" not in url:
+        url = "http://" + url
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower() or "http"
+    netloc = parts.netloc
+    port = None
+    hostport = netloc.rsplit("@", 1)[-1]
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if hostport[end + 1 : end + 2] == ":":
+            port = hostport[end + 2 :]
+    elif hostport.count(":") == 1:
+        port = hostport.split(":", 1)[1]
+    default = 443 if scheme in ("https", "wss") else 80
+    try:
+        port_number = int(port) if port else default
+    except ValueError:
+        raise ValueError(f"invalid port {port!r} in URL {url!r}") from None
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return scheme, normalise_host(netloc), port_number, path

@@ -1,0 +1,385 @@
+"""The policy model and its loader.
+
+A policy is an ordered list of rules (first match wins, like a firewall) and a
+default action. Loading validates everything and raises one PolicyError that
+lists every problem as FILE:LINE:COL; warnings (such as probable typos) are kept
+on the loaded policy.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._catalog import Catalog, load_catalog
+from ._checker import Checker
+from ._errors import PolicyError, Problem
+from ._index import HostIndex, NetworkIndex, PathPattern
+from ._located import LocatedDict, LocatedList, Position, load_located
+from ._resources import shipped_catalog
+from ._targets import Target, parse_target
+
+ACTIONS = ("block", "monitor", "allow")
+PLANNED_ACTIONS = ("warn", "read-only", "redact", "quota")
+MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "any")
+RULE_KEYS = ("id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact")
+POLICY_KEYS = ("version", "name", "description", "default", "catalog", "settings", "lists", "rules")
+SETTINGS_KEYS = ("contact", "log_query", "block_page_title")
+DIRECTIVE_KEYS = ("id", "title", "reference", "issued", "authority")
+LIST_FILE_KEYS = ("file", "format", "description")
+LIST_FORMATS = ("plain", "hosts")
+
+# An entry in an index: (rule position, path pattern or None, catalogue app id or None).
+Entry = tuple[int, PathPattern | None, str | None]
+
+_PLAIN_DOMAIN = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z_][a-z0-9_-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    action: str
+    reason: str = ""
+    description: str = ""
+    directive: dict[str, str] | None = None
+    owner: str = ""
+    review: str = ""
+    contact: str = ""
+    line: int = 0
+
+
+@dataclass
+class Policy:
+    path: str
+    name: str
+    default: str
+    rules: tuple[Rule, ...]
+    catalog: Catalog
+    hosts: HostIndex[Entry]
+    networks: NetworkIndex[Entry]
+    always: tuple[Entry, ...]
+    sha256: str
+    contact: str = ""
+    log_query: bool = False
+    block_page_title: str = "Blocked by your organisation's AI policy"
+    warnings: list[Problem] = field(default_factory=list)
+    files: tuple[str, ...] = ()  # every file read, for hot reload
+
+    @property
+    def hash(self) -> str:
+        """Short content hash recorded in events: policy, catalogue and lists together."""
+        return self.sha256[:16]
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load, validate and compile a policy; raise PolicyError listing every problem."""
+    filename = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise PolicyError([Problem(filename, 1, 1, "unreadable", f"cannot read policy: {error.strerror or error}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PolicyError([Problem(filename, 1, 1, "not-utf8", f"policy is not UTF-8 text (byte {error.start})")]) from None
+    data, problems = load_located(text, filename)
+    loader = _PolicyLoader(Checker(filename), Path(path).parent)
+    loader.check.problems.extend(problems)
+    digest = hashlib.sha256(raw)
+    policy = loader.read(data, filename, digest) if data is not None else None
+    if policy is None or loader.check.failed:
+        raise PolicyError(loader.check.problems)
+    policy.warnings = [p for p in loader.check.problems if p.severity == "warning"]
+    return policy
+
+
+class _PolicyLoader:
+    def __init__(self, check: Checker, base: Path) -> None:
+        self.check = check
+        self.base = base
+        self.files: list[str] = [check.filename]
+        self.lists: dict[str, list[tuple[Target, str, Position]]] = {}
+        self.catalog: Catalog | None = None
+
+    def read(self, data: Any, filename: str, digest: Any) -> Policy | None:
+        check = self.check
+        root = check.mapping(data, (1, 1), "the policy")
+        if root is None:
+            return None
+        check.keys(root, "the policy", POLICY_KEYS, ("version", "rules"))
+        if "version" in root and root["version"] != 1:
+            check.error(root.value_positions["version"], "bad-version", f"policy version {root['version']!r} is not supported (valid: 1)")
+        default = check.choice(root, "default", "policy", ACTIONS) or "allow"
+        self.catalog = self._read_catalog(root)
+        digest.update(self.catalog.sha256.encode() if self.catalog else b"")
+        settings = self._read_settings(root)
+        self._read_lists(root, digest)
+        hosts: HostIndex[Entry] = HostIndex()
+        networks: NetworkIndex[Entry] = NetworkIndex()
+        always: list[Entry] = []
+        rules: list[Rule] = []
+        seen: dict[str, int] = {}
+        for body, position in check.items(root, "rules", "the policy"):
+            rule_map = check.mapping(body, position, "a rule")
+            if rule_map is None:
+                continue
+            rule = self._read_rule(rule_map, seen)
+            if rule is None or rule_map.get("enabled", True) is False:
+                continue
+            index = len(rules)
+            rules.append(rule)
+            self._index_rule(rule_map, index, hosts, networks, always)
+        if self.catalog is None:
+            return None
+        return Policy(
+            path=filename,
+            name=str(root.get("name", Path(filename).stem)),
+            default=default,
+            rules=tuple(rules),
+            catalog=self.catalog,
+            hosts=hosts,
+            networks=networks,
+            always=tuple(always),
+            sha256=digest.hexdigest(),
+            files=tuple(self.files),
+            **settings,
+        )
+
+    def _read_catalog(self, root: LocatedDict) -> Catalog | None:
+        name = self.check.string(root, "catalog", "policy")
+        path = (self.base / name) if name else shipped_catalog()
+        try:
+            catalog = load_catalog(path)
+        except PolicyError as error:
+            if name:
+                self.check.error(root.value_positions["catalog"], "bad-catalog", f"the catalogue {str(path)!r} does not load (details follow)")
+            self.check.problems.extend(error.problems)
+            return None
+        self.files.append(str(path))
+        return catalog
+
+    def _read_settings(self, root: LocatedDict) -> dict[str, Any]:
+        if "settings" not in root:
+            return {}
+        settings = self.check.mapping(root["settings"], root.value_positions["settings"], "settings")
+        if settings is None:
+            return {}
+        self.check.keys(settings, "settings", SETTINGS_KEYS)
+        result: dict[str, Any] = {}
+        for key in ("contact", "block_page_title"):
+            value = self.check.string(settings, key, "settings")
+            if value:
+                result[key] = value
+        if "log_query" in settings:
+            if isinstance(settings["log_query"], bool):
+                result["log_query"] = settings["log_query"]
+            else:
+                self.check.error(settings.value_positions["log_query"], "wrong-type", "settings.log_query must be true or false")
+        return result
+
+    def _read_lists(self, root: LocatedDict, digest: Any) -> None:
+        for name, body, position in self.check.entries(root, "lists", "the policy"):
+            if isinstance(body, LocatedDict):
+                self.lists[name] = self._read_list_file(name, body, digest)
+            elif isinstance(body, LocatedList):
+                entries = []
+                for item, item_position in zip(body, body.item_positions):
+                    target = self._target(item, item_position, f"list {name!r}")
+                    if target is not None:
+                        entries.append((target, "", item_position))
+                self.lists[name] = entries
+            else:
+                self.check.error(position, "wrong-type", f"list {name!r} must be a list of targets or a mapping with 'file'")
+
+    def _read_list_file(self, name: str, body: LocatedDict, digest: Any) -> list[tuple[Target, str, Position]]:
+        check = self.check
+        check.keys(body, f"list {name!r}", LIST_FILE_KEYS, ("file",))
+        file_name = check.string(body, "file", f"list {name!r}", required=True)
+        list_format = check.choice(body, "format", f"list {name!r}", LIST_FORMATS) or "plain"
+        if not file_name:
+            return []
+        path = self.base / file_name
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            check.error(body.value_positions["file"], "unreadable", f"list {name!r}: cannot read {str(path)!r}: {error.strerror or error}")
+            return []
+        digest.update(raw)
+        self.files.append(str(path))
+        return _parse_list_text(raw.decode("utf-8", errors="replace"), str(path), list_format, check)
+
+    def _target(self, item: Any, position: Position, what: str) -> Target | None:
+        if not isinstance(item, str):
+            self.check.error(position, "wrong-type", f"each entry of {what} must be a string, got {item!r}")
+            return None
+        try:
+            return parse_target(item)
+        except ValueError as error:
+            self.check.error(position, "bad-target", f"{what}: {error}")
+            return None
+
+    def _read_rule(self, rule: LocatedDict, seen: dict[str, int]) -> Rule | None:
+        check = self.check
+        check.keys(rule, "a rule", RULE_KEYS, ("id", "action", "match"))
+        rule_id = check.identifier(rule, "id", "rule")
+        what = f"rule {rule_id!r}" if rule_id else "a rule"
+        if rule_id and rule_id in seen:
+            check.error(rule.value_positions["id"], "duplicate-id", f"rule id {rule_id!r} is already used on line {seen[rule_id]}")
+        if rule_id:
+            seen[rule_id] = rule.position[0]
+        if rule.get("action") in PLANNED_ACTIONS:
+            check.error(rule.value_positions["action"], "unsupported-action", f"{what}: action {rule['action']!r} is not available in this version (valid: {', '.join(ACTIONS)})")
+            action = None
+        else:
+            action = check.choice(rule, "action", what, ACTIONS + PLANNED_ACTIONS)
+        if "enabled" in rule and not isinstance(rule["enabled"], bool):
+            check.error(rule.value_positions["enabled"], "wrong-type", f"{what}.enabled must be true or false")
+        directive = self._read_directive(rule, what)
+        review = ""
+        if "review" in rule:
+            value = rule["review"]
+            if isinstance(value, datetime.date):
+                review = value.isoformat()
+                if value < datetime.date.today():
+                    check.warning(rule.value_positions["review"], "review-due", f"{what} was due for review on {review}")
+            else:
+                check.error(rule.value_positions["review"], "bad-date", f"{what}.review must be a date like 2026-06-30, got {value!r}")
+        text = {key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")}
+        self._check_match(rule, what)
+        if not rule_id or not action:
+            return None
+        return Rule(rule_id, action, directive=directive, review=review, line=rule.position[0], **text)
+
+    def _read_directive(self, rule: LocatedDict, what: str) -> dict[str, str] | None:
+        if "directive" not in rule:
+            return None
+        value = rule["directive"]
+        if isinstance(value, str):
+            return {"id": value}
+        directive = self.check.mapping(value, rule.value_positions["directive"], f"{what}.directive")
+        if directive is None:
+            return None
+        self.check.keys(directive, f"{what}.directive", DIRECTIVE_KEYS, ("id",))
+        result = {k: str(v) for k, v in directive.items() if k in DIRECTIVE_KEYS}
+        reference = result.get("reference", "")
+        if reference and not reference.startswith(("https://", "http://")):
+            self.check.error(directive.value_positions["reference"], "bad-reference", f"{what}.directive.reference must be a URL, got {reference!r}")
+        return result
+
+    def _check_match(self, rule: LocatedDict, what: str) -> None:
+        match = self.check.mapping(rule.get("match"), rule.value_positions.get("match", rule.position), f"{what}.match")
+        if match is None:
+            return
+        self.check.keys(match, f"{what}.match", MATCH_KEYS)
+        if not any(key in match for key in MATCH_KEYS):
+            self.check.error(match.position, "empty-match", f"{what}.match matches nothing (use one of: {', '.join(MATCH_KEYS)})")
+
+    def _index_rule(self, rule: LocatedDict, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry], always: list[Entry]) -> None:
+        match = rule.get("match")
+        if not isinstance(match, LocatedDict):
+            return
+        what = f"rule {rule.get('id')!r}"
+        if match.get("any") is True:
+            always.append((index, None, None))
+        elif "any" in match:
+            self.check.error(match.value_positions["any"], "wrong-type", f"{what}.match.any must be true (or left out)")
+        targets: list[tuple[Target, str | None]] = []
+        kinds = {"domains": ("domain",), "hosts": ("domain",), "ips": ("network",), "urls": ("url",)}
+        for key, allowed in kinds.items():
+            for text, position in self.check.strings(match, key, f"{what}.match"):
+                target = self._target(("=" + text if key == "hosts" and not text.startswith("=") else text), position, f"{what}.match.{key}")
+                if target is None:
+                    continue
+                if target.kind not in allowed:
+                    self.check.error(position, "wrong-kind", f"{what}.match.{key}: {text!r} is a {target.kind}; put it under {_key_for(target.kind)}")
+                    continue
+                targets.append((target, None))
+        for name, position in self.check.strings(match, "lists", f"{what}.match"):
+            if name not in self.lists:
+                self.check.error(position, "unknown-list", f"{what} refers to list {name!r}, which is not defined under 'lists' (defined: {', '.join(self.lists) or 'none'})")
+                continue
+            self._index_list(name, index, hosts, networks)
+        for app in self._catalog_apps(match, what):
+            targets.extend((target, app) for target in self.catalog.apps[app].targets)  # type: ignore[union-attr]
+        for target, app in targets:
+            _index_target(target, (index, target.path, app), hosts, networks)
+
+    def _index_list(self, name: str, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry]) -> None:
+        plain = (index, None, None)
+        domains = []
+        for target, fast, _ in self.lists[name]:
+            if fast:
+                domains.append(fast)
+            else:
+                _index_target(target, (index, target.path, None), hosts, networks)
+        hosts.add_many(domains, (plain,))
+
+    def _catalog_apps(self, match: LocatedDict, what: str) -> list[str]:
+        catalog = self.catalog
+        if catalog is None:
+            return []
+        apps: list[str] = []
+        references = (("vendors", catalog.vendors), ("apps", catalog.apps), ("categories", catalog.categories))
+        for key, known in references:
+            for name, position in self.check.strings(match, key, f"{what}.match"):
+                if name not in known:
+                    self.check.error(position, f"unknown-{key[:-1] if key != 'categories' else 'category'}", f"{what}.match.{key}: {name!r} is not in the catalogue (known: {_sample(known)})")
+                elif key == "vendors":
+                    apps.extend(catalog.vendors[name].apps)
+                elif key == "apps":
+                    apps.append(name)
+                else:
+                    apps.extend(a.id for a in catalog.apps_in_category(name))
+        return list(dict.fromkeys(apps))
+
+
+def _index_target(target: Target, entry: Entry, hosts: HostIndex[Entry], networks: NetworkIndex[Entry]) -> None:
+    if target.network is not None:
+        networks.add(target.network, entry)
+    else:
+        hosts.add(target.host, entry)
+
+
+def _key_for(kind: str) -> str:
+    return {"domain": "domains", "network": "ips", "url": "urls"}[kind]
+
+
+def _sample(known: dict[str, Any]) -> str:
+    names = sorted(known)
+    return ", ".join(names[:12]) + (f" … ({len(names)} in all; see 'aipolicy catalog')" if len(names) > 12 else "")
+
+
+def _parse_list_text(text: str, filename: str, list_format: str, check: Checker) -> list[tuple[Target, str, Position]]:
+    """Parse a list file. Plain lower-case domains take a fast path (a million lines in well under a second)."""
+    entries: list[tuple[Target, str, Position]] = []
+    plain_domain = _PLAIN_DOMAIN.fullmatch
+    dummy = Target("domain")
+    file_check = Checker(filename)
+    for number, line in enumerate(text.splitlines(), 1):
+        item = line.strip()
+        if not item or item[0] == "#":
+            continue
+        if list_format == "hosts":
+            fields = item.split("#", 1)[0].split()
+            if len(fields) < 2:
+                file_check.error((number, 1), "bad-hosts-line", f"expected 'ADDRESS NAME…', got {item[:80]!r}")
+                continue
+            names = [n for n in fields[1:] if n not in ("localhost", "localhost.localdomain", "local", "broadcasthost")]
+        else:
+            names = [item.split("#", 1)[0].strip()]
+        for name in names:
+            if plain_domain(name):
+                entries.append((dummy, name, (number, 1)))
+                continue
+            try:
+                target = parse_target(name)
+            except ValueError as error:
+                file_check.error((number, 1), "bad-target", str(error))
+                continue
+            entries.append((target, "", (number, 1)))
+    check.problems.extend(file_check.problems)
+    return entries
