@@ -1,0 +1,34 @@
+"""Options and output helpers shared by every command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def policy_option(function: F) -> F:
+    return click.option(
+        "--policy",
+        "policy_path",
+        envvar="AIPOLICY_POLICY",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Policy file (default: $AIPOLICY_POLICY, else the shipped default policy).",
+    )(function)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")(function)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,373 @@
+"""mitmproxy addon that enforces an aipolicy policy.
+
+Decides at the earliest hook that knows enough: ``http_connect`` (the CONNECT
+target), ``tls_clienthello`` (the SNI; connections nothing needs to inspect
+are tunnelled without decryption), ``requestheaders`` (Host header, path,
+before any upload is buffered). Every block and monitor decision is written to
+the event log. Any exception inside a hook blocks the flow and is logged: the
+addon fails closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mitmproxy import connection, ctx, exceptions, http, tcp, tls
+
+import aipolicy
+from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, RequestFacts
+
+logger = logging.getLogger("aipolicy")
+
+HEADERS_TO_DECIDE = ("accept", "user-agent", "content-type", "upgrade")
+
+
+@dataclass
+class ConnectionState:
+    """What the addon knows about one client connection across its hooks."""
+
+    pending: Decision | None = None  # blocked at connection level, decrypted to show the page
+    facts: RequestFacts | None = None
+    sni: str = ""
+    recorded: bool = False
+    names: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Enforcer:
+    def __init__(self) -> None:
+        self.decide = aipolicy.decide  # injectable: tests swap it to prove the addon fails closed
+        self.policy: Policy | None = None
+        self.events: EventLog | None = None
+        self.connections: dict[str, ConnectionState] = {}
+        self.watcher: asyncio.Task[None] | None = None
+        self.fingerprint: tuple[object, ...] = ()
+        self.rejected: tuple[object, ...] = ()
+        self.reload_interval = 2.0
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")
+        loader.add_option(
+            "aipolicy_log", str, "aipolicy-events.jsonl", "Event log file (JSON Lines), appended to. '-' writes to standard output."
+        )
+        loader.add_option(
+            "aipolicy_reload", str, "2", "Seconds between checks of the policy files for changes; 0 turns hot reload off."
+        )
+        loader.add_option(
+            "aipolicy_block_page",
+            bool,
+            False,
+            "Show the block page for blocked HTTPS sites: decrypt the blocked connection instead of refusing the CONNECT "
+            "(clients must trust the proxy's CA). Upstream servers are never contacted either way.",
+        )
+        loader.add_option("aipolicy_proxy_id", str, "", "This proxy's name in events. Empty: the host name.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "aipolicy_policy" in updated:
+            self.policy = self._load(self._policy_path())
+            self.fingerprint = _fingerprint(self.policy.files)
+            self._summary()
+        if "aipolicy_log" in updated:
+            target = ctx.options.aipolicy_log
+            try:
+                events = EventLog(None if target == "-" else target)
+            except EventLogError as error:
+                raise exceptions.OptionsError(str(error)) from None
+            if self.events:
+                self.events.close()
+            self.events = events
+        if "aipolicy_reload" in updated:
+            try:
+                self.reload_interval = float(ctx.options.aipolicy_reload)
+            except ValueError:
+                raise exceptions.OptionsError(f"aipolicy_reload must be a number of seconds, got {ctx.options.aipolicy_reload!r}") from None
+            if self.reload_interval < 0:
+                raise exceptions.OptionsError("aipolicy_reload must not be negative")
+        if ctx.options.connection_strategy != "lazy":
+            # A block must never depend on reaching, or even resolving, the upstream.
+            ctx.options.connection_strategy = "lazy"
+
+    def _policy_path(self) -> str:
+        return ctx.options.aipolicy_policy or str(aipolicy.default_policy())
+
+    @staticmethod
+    def _load(path: str) -> Policy:
+        try:
+            policy = aipolicy.load_policy(path)
+        except PolicyError as error:
+            raise exceptions.OptionsError(f"aipolicy: policy {path!r} does not load:\n{error}") from None
+        for warning in policy.warnings:
+            logger.warning(f"aipolicy: {warning}")
+        return policy
+
+    def _summary(self) -> None:
+        policy = self.policy
+        assert policy is not None
+        actions = {a: sum(r.action == a for r in policy.rules) for a in ("block", "monitor", "allow")}
+        logger.info(
+            f"aipolicy: enforcing {policy.path} (policy {policy.hash}): {len(policy.rules)} rules "
+            f"({actions['block']} block, {actions['monitor']} monitor, {actions['allow']} allow), "
+            f"{policy.hosts.size:,} host patterns, default {policy.default}"
+        )
+
+    def running(self) -> None:
+        if self.reload_interval > 0 and self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    def done(self) -> None:
+        if self.watcher:
+            self.watcher.cancel()
+        if self.events:
+            self.events.close()
+
+    # --- hot reload -------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.reload_interval, 0.2))
+            try:
+                await self._reload_if_changed()
+            except Exception:  # keep watching whatever happens; the last good policy stays
+                logger.exception("aipolicy: policy reload failed")
+
+    async def _reload_if_changed(self) -> None:
+        files = self.policy.files if self.policy else (self._policy_path(),)
+        current = _fingerprint(files)
+        if current == self.fingerprint or current == self.rejected:
+            return
+        path = self._policy_path()
+        try:
+            policy = await asyncio.to_thread(aipolicy.load_policy, path)
+        except PolicyError as error:
+            self.rejected = current
+            logger.error(f"aipolicy: new policy {path!r} rejected; still enforcing {self._hash()}:\n{error}")
+            self._write(aipolicy.system_event("policy_rejected", str(error), policy=self._hash(), proxy_id=self._proxy_id(), file=path))
+            return
+        old = self._hash()
+        self.policy, self.fingerprint, self.rejected = policy, _fingerprint(policy.files), ()
+        logger.warning(f"aipolicy: policy reloaded: {old} -> {policy.hash}")
+        self._summary()
+        self._write(aipolicy.system_event("policy_loaded", f"policy reloaded from {path}", policy=policy.hash, proxy_id=self._proxy_id(), previous=old))
+
+    # --- hooks ------------------------------------------------------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error:
+            return
+        state = self._state(flow.client_conn)
+        try:
+            facts = self._facts(flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port)
+            decision = self._decide(facts)
+            if decision.blocked:
+                if ctx.options.aipolicy_block_page:
+                    state.pending, state.facts = decision, facts  # decrypt and show the page on the first request
+                    return
+                self._refuse_connect(flow, decision, facts)
+        except Exception as error:
+            self._fail_closed(flow, error, "connect")
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        client = data.context.client
+        state = self._state(client)
+        if state.pending:
+            return  # already known to be blocked: decrypt to show the page
+        try:
+            sni = data.client_hello.sni or ""
+            server = data.context.server.address
+            names = ((server[0],) if server else ()) + ((sni,) if sni else ())
+            facts = self._facts(client, names, port=server[1] if server else 0)
+            state.sni = sni
+            decision = self._decide(facts)
+            if decision.blocked or not decision.final:
+                state.pending = decision if decision.blocked else None
+                state.facts = facts
+                return  # decrypt: the block page, or a rule that needs the request itself
+            if decision.action == "monitor" and not self._record(decision, facts, "tls", sni=sni):
+                state.pending = _unlogged(decision)
+                state.facts = facts
+                return
+            data.ignore_connection = True  # nothing to inspect: tunnel it untouched
+        except Exception as error:
+            logger.exception("aipolicy: error in tls_clienthello; the connection will be decrypted and blocked")
+            state.pending = _error_decision(error, self._hash())
+
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        state = self.connections.get(data.conn.id)
+        if state and state.pending and not state.recorded and state.facts:
+            note = "the client did not complete TLS with the proxy (does it trust the proxy's CA?), so it saw no block page"
+            self._record(state.pending, state.facts, "tls", sni=state.sni, note=note)
+            state.recorded = True
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or flow.request.method == "CONNECT":
+            return
+        try:
+            self._enforce_request(flow)
+        except Exception as error:
+            self._fail_closed(flow, error, "request")
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response and "alt-svc" in flow.response.headers:
+            del flow.response.headers["alt-svc"]  # never let a client learn of HTTP/3 and leave the proxy's view
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        state = self.connections.get(flow.client_conn.id)
+        if state and state.pending and not state.recorded and state.facts:
+            self._record(state.pending, state.facts, "tcp", sni=state.sni)
+            state.recorded = True
+            flow.kill()
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.connections.pop(client.id, None)
+
+    # --- decisions and actions ----------------------------------------------
+
+    def _enforce_request(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        state = self._state(flow.client_conn)
+        names = (request.host, state.sni or flow.client_conn.sni or "", request.host_header or "")
+        facts = self._facts(flow.client_conn, tuple(n for n in names if n), flow=flow, method=request.method, port=request.port, path=request.path)
+        decision = self._decide(facts)
+        if state.pending and not decision.blocked:
+            decision = state.pending  # blocked for a reason the request alone does not show (an error, an unwritable log)
+        flow.metadata["aipolicy"] = decision
+        if decision.blocked:
+            self._block(flow, decision, facts)
+            state.recorded = True
+        elif decision.action == "monitor" and not self._record(decision, facts, "request", flow=flow):
+            self._block(flow, _unlogged(decision), facts)
+
+    def _decide(self, facts: RequestFacts) -> Decision:
+        if self.policy is None:
+            raise RuntimeError("no policy loaded")
+        return self.decide(self.policy, facts)
+
+    def _facts(self, client: connection.Client, names: tuple[str, ...], *, flow: http.HTTPFlow | None = None, method: str = "", port: int = 0, path: str | None = None) -> RequestFacts:
+        headers = {}
+        user = ""
+        if flow is not None:
+            headers = {k: flow.request.headers.get(k, "") for k in HEADERS_TO_DECIDE if k in flow.request.headers}
+            auth = flow.metadata.get("proxyauth")
+            user = auth[0] if isinstance(auth, tuple) and auth else ""
+        scheme = "https" if client.tls or method == "CONNECT" else "http"
+        return RequestFacts(
+            hosts=names,
+            path=path,
+            method=method,
+            scheme=flow.request.scheme if flow is not None and method != "CONNECT" else scheme,
+            port=port,
+            client_ip=aipolicy.normalise_host(client.peername[0]) if client.peername else "",
+            user=user,
+            headers=headers,
+        )
+
+    def _refuse_connect(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
+        flow.metadata["aipolicy"] = decision
+        flow.response = http.Response.make(403, aipolicy.json_error(decision), self._block_headers(decision, "application/json"))
+        self._record(decision, facts, "connect", flow=flow)
+
+    def _block(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
+        headers = flow.request.headers
+        if aipolicy.wants_html(headers) and headers.get("upgrade", "").lower() != "websocket":
+            title = self.policy.block_page_title if self.policy else "Blocked"
+            body = aipolicy.block_page(decision, flow.request.pretty_url.split("?", 1)[0], title)
+            content_type = "text/html; charset=utf-8"
+        else:
+            body, content_type = aipolicy.json_error(decision), "application/json"
+        flow.response = http.Response.make(403, body, self._block_headers(decision, content_type))
+        self._record(decision, facts, "request", flow=flow)
+
+    @staticmethod
+    def _block_headers(decision: Decision, content_type: str) -> dict[str, str]:
+        return {
+            "content-type": content_type,
+            "cache-control": "no-store",
+            "x-aipolicy-rule": decision.rule,
+            "proxy-status": f'aipolicy; error=http_request_denied; details="rule {decision.rule}"',
+        }
+
+    def _record(self, decision: Decision, facts: RequestFacts, stage: str, *, flow: http.HTTPFlow | None = None, sni: str = "", note: str = "") -> bool:
+        """Write the event; False if it could not be written (the caller then fails closed)."""
+        user_agent = flow.request.headers.get("user-agent", "") if flow is not None else ""
+        if flow is not None and not sni:
+            sni = flow.client_conn.sni or ""
+        event = aipolicy.decision_event(
+            decision,
+            facts,
+            stage=stage,
+            sni=sni,
+            user_agent=user_agent,
+            proxy_id=self._proxy_id(),
+            log_query=bool(self.policy and self.policy.log_query),
+            note=note,
+        )
+        return self._write(event)
+
+    def _write(self, event: dict[str, object]) -> bool:
+        if self.events is None:
+            logger.error("aipolicy: no event log open; event lost: %s", event.get("event"))
+            return False
+        try:
+            self.events.write(event)
+        except EventLogError as error:
+            logger.error(f"aipolicy: {error}; AI-app traffic is blocked until events can be written")
+            return False
+        return True
+
+    def _fail_closed(self, flow: http.HTTPFlow, error: Exception, stage: str) -> None:
+        logger.exception(f"aipolicy: error while deciding {flow.request.host!r}; blocking (fail closed)")
+        decision = _error_decision(error, self._hash())
+        facts = RequestFacts(hosts=(flow.request.host,), path=flow.request.path if stage == "request" else None, method=flow.request.method, client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "")
+        flow.response = http.Response.make(403, aipolicy.json_error(decision), self._block_headers(decision, "application/json"))
+        try:
+            self._record(decision, facts, stage, flow=flow)
+        except Exception:
+            logger.exception("aipolicy: could not record the error event")
+
+    def _state(self, client: connection.Client) -> ConnectionState:
+        state = self.connections.get(client.id)
+        if state is None:
+            state = self.connections[client.id] = ConnectionState()
+        return state
+
+    def _hash(self) -> str:
+        return self.policy.hash if self.policy else ""
+
+    def _proxy_id(self) -> str:
+        return ctx.options.aipolicy_proxy_id or _HOSTNAME
+
+
+def _error_decision(error: Exception, policy_hash: str) -> Decision:
+    return Decision(
+        "block",
+        "aipolicy:internal-error",
+        f"aipolicy could not decide ({type(error).__name__}); blocked to fail closed",
+        policy=policy_hash,
+    )
+
+
+def _unlogged(decision: Decision) -> Decision:
+    return replace(
+        decision,
+        action="block",
+        rule="aipolicy:log-unavailable",
+        reason=f"the event log cannot be written, so AI-app traffic is blocked (would have been: {decision.action} by rule {decision.rule})",
+    )
+
+
+def _fingerprint(files: tuple[str, ...]) -> tuple[object, ...]:
+    result: list[object] = []
+    for name in files:
+        try:
+            info = os.stat(name)
+            result.append((name, info.st_mtime_ns, info.st_size, info.st_ino))
+        except OSError:
+            result.append((name, None))
+    return tuple(result)
+
+
+_HOSTNAME = aipolicy.default_proxy_id()
+

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import Proxy, Upstream, make_certificate, start_proxy, start_upstream
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+UPSTREAM_NAMES = ["localhost", "127.0.0.1", "api.openai.com", "chatgpt.com", "*.chatgpt.com", "huggingface.co", "allowed.test"]
+
+
+@pytest.fixture(scope="session")
+def upstream_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bytes]:
+    return make_certificate(tmp_path_factory.mktemp("upstream-cert"), UPSTREAM_NAMES)
+
+
+@pytest.fixture(scope="session")
+def http_upstream() -> Iterator[Upstream]:
+    upstream = start_upstream()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def https_upstream(upstream_cert: tuple[Path, Path, bytes]) -> Iterator[Upstream]:
+    upstream = start_upstream((upstream_cert[0], upstream_cert[1]))
+    upstream.cert_der = upstream_cert[2]
+    yield upstream
+    upstream.stop()
+
+
+def routes(http_upstream: Upstream, https_upstream: Upstream) -> dict[str, int]:
+    return {
+        "api.openai.com": http_upstream.port,
+        "chatgpt.com": https_upstream.port,
+        "huggingface.co": https_upstream.port,
+        "allowed.test": http_upstream.port,
+        "deepseek.example": http_upstream.port,  # only its subdomains are allowed, and reach this
+    }
+
+
+def copy_fixture_policy(directory: Path) -> Path:
+    shutil.copy(FIXTURES / "catalog.yaml", directory / "catalog.yaml")
+    shutil.copy(FIXTURES / "policy.yaml", directory / "policy.yaml")
+    return directory / "policy.yaml"
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory, http_upstream: Upstream, https_upstream: Upstream) -> Iterator[Proxy]:
+    workdir = tmp_path_factory.mktemp("proxy")
+    running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream))
+    yield running
+    running.stop()

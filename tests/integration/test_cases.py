@@ -1,0 +1,56 @@
+"""The shared case table through the real proxy, and `aipolicy policy test` agreeing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+from ..cases import CASES, Case
+from .clients import send
+from .conftest import FIXTURES
+
+pytestmark = pytest.mark.integration
+
+
+def cli_decision(case: Case) -> dict[str, object]:
+    import json
+
+    args = ["policy", "test", case.url, "--policy", str(FIXTURES / "policy.yaml"), "--json"]
+    if case.sni:
+        args += ["--sni", case.sni]
+    if case.host_header:
+        args += ["--header", f"Host:{case.host_header}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("template", CASES, ids=[c.name for c in CASES])
+def test_proxy_and_cli_agree(template: Case, proxy, http_upstream, https_upstream, upstream_cert) -> None:  # type: ignore[no-untyped-def]
+    marker = "m" + uuid.uuid4().hex[:10]
+    case = template.render(marker, http_upstream.port, https_upstream.port)
+
+    predicted = cli_decision(case)
+    outcome = send(proxy, case, upstream_cert[0])
+    events = proxy.events_for(marker, timeout=5 if case.action != "allow" else 1)
+    reached = http_upstream.hits(marker) + https_upstream.hits(marker)
+
+    assert (predicted["action"], predicted["rule"]) == (case.action, case.rule)
+    if case.action == "block":
+        assert outcome.status == 403, outcome
+        assert reached == [], "a blocked request reached the upstream"
+        assert len(events) == 1, events
+        assert (events[0]["action"], events[0]["rule"]) == (case.action, case.rule)
+    elif case.action == "monitor":
+        assert outcome.status == 200, outcome
+        assert len(reached) == 1
+        assert len(events) == 1, events
+        assert (events[0]["action"], events[0]["rule"]) == ("monitor", case.rule)
+    else:
+        assert outcome.status == 200, outcome
+        assert len(reached) == 1
+        assert events == []
