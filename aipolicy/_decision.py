@@ -4,7 +4,7 @@ for ``aipolicy policy test``; nothing here does I/O."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
 from ._hosts import normalise_host, normalise_path, parse_ip
@@ -31,7 +31,7 @@ class RequestFacts:
     body: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     action: str  # "block", "monitor" or "allow"
     rule: str  # a rule id, or "default"
@@ -78,41 +78,46 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
     wins); the most severe verdict over all names stands, so a banned SNI or
     Host header behind an innocent CONNECT target is still blocked.
     """
-    names = tuple(dict.fromkeys(normalise_host(h) for h in facts.hosts if h))
-    path = normalise_path(facts.path) if facts.path is not None else None
+    hosts = facts.hosts
+    if len(hosts) == 1:
+        name = normalise_host(hosts[0])
+        return _decide_name(policy, name, facts.path, (name,))
+    names = tuple(dict.fromkeys(normalise_host(h) for h in hosts if h))
     best: Decision | None = None
     pending = False
     for name in names:
-        verdict = _decide_name(policy, name, path, names)
+        verdict = _decide_name(policy, name, facts.path, names)
         if not verdict.final:
             pending = True
         elif best is None or SEVERITY[verdict.action] > SEVERITY[best.action]:
             best = verdict
     if best is None:
-        best = _default(policy, names[0] if names else "", names)
+        best = _default(policy)
     if pending and not best.blocked:
-        return _replace_final(best)
+        return replace(best, final=False)
     return best
 
 
-def _decide_name(policy: Policy, name: str, path: str | None, names: tuple[str, ...]) -> Decision:
+def _decide_name(policy: Policy, name: str, raw_path: str | None, names: tuple[str, ...]) -> Decision:
     address = parse_ip(name)
-    if address is not None:
-        candidates = list(policy.networks.lookup(address))
-    else:
-        candidates = list(policy.hosts.lookup(name))
+    candidates: list[Entry] = policy.networks.lookup(address) if address is not None else policy.hosts.lookup(name)
     if policy.always:
         candidates.extend(policy.always)
+    if not candidates:
+        return _default(policy)
     if len(candidates) > 1:
         candidates.sort(key=_FIRST)
+    path = None
     for rule_index, pattern, app in candidates:
         if pattern is not None:
-            if path is None:
+            if raw_path is None:
                 return _verdict(policy, policy.rules[rule_index], name, app, names, final=False)
+            if path is None:
+                path = normalise_path(raw_path)
             if not pattern.matches(path):
                 continue
         return _verdict(policy, policy.rules[rule_index], name, app, names)
-    return _default(policy, name, names)
+    return _default(policy)
 
 
 def _verdict(policy: Policy, rule: Rule, name: str, app_id: str | None, names: tuple[str, ...], final: bool = True) -> Decision:
@@ -139,11 +144,17 @@ def _verdict(policy: Policy, rule: Rule, name: str, app_id: str | None, names: t
     )
 
 
-def _default(policy: Policy, name: str, names: tuple[str, ...]) -> Decision:
-    if policy.default == "allow":
-        return Decision("allow", "default", "no rule matched; the policy's default is allow", host=name, hosts=names, policy=policy.hash)
-    rule = Rule("default", policy.default, reason=f"no rule matched; the policy's default is {policy.default}")
-    return _verdict(policy, rule, name, None, names)
+def _default(policy: Policy) -> Decision:
+    """The decision when no rule matches: built once per policy and shared (it is immutable)."""
+    cached = policy.cache.get("default")
+    if cached is None:
+        reason = f"no rule matched; the policy's default is {policy.default}"
+        if policy.default == "allow":
+            cached = Decision("allow", "default", reason, policy=policy.hash)
+        else:
+            cached = _verdict(policy, Rule("default", policy.default, reason=reason), "", None, ())
+        policy.cache["default"] = cached
+    return cached
 
 
 def _default_reason(action: str, subject: str, rule_id: str) -> str:
@@ -151,7 +162,3 @@ def _default_reason(action: str, subject: str, rule_id: str) -> str:
     return f"{subject} {verb} by rule {rule_id}"
 
 
-def _replace_final(decision: Decision) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, final=False)

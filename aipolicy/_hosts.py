@@ -115,6 +115,10 @@ def is_valid_domain(host: str) -> bool:
     return all(_LABEL.fullmatch(label) for label in host.split("."))
 
 
+# Unambiguous (each segment starts with its slash), so matching is linear: no backtracking blow-up.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~!$&'()*+,;=:@-]+)*/?")
+
+
 def normalise_path(raw: str) -> str:
     """Canonical path for matching: query dropped, percent-decoded until stable,
     dot segments resolved, repeated slashes collapsed, lower-cased.
@@ -123,6 +127,8 @@ def normalise_path(raw: str) -> str:
     ``/deepseek-ai/`` also catches ``/DeepSeek%2Dai/`` and ``/%2564eepseek-ai``.
     """
     path = raw.split("?", 1)[0].split("#", 1)[0]
+    if path and _PLAIN_PATH.fullmatch(path):
+        return path.lower()  # fast path: nothing to decode, no dot segments, no empty segments
     for _ in range(3):
         if "%" not in path:
             break

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import translate
 from typing import Generic, TypeVar
@@ -46,59 +45,60 @@ class PathPattern:
 
 
 class HostIndex(Generic[T]):
-    """Maps domain patterns to values; :meth:`lookup` yields every value that applies.
+    """Maps domain patterns to values; :meth:`lookup` returns every value that applies.
 
     Pattern kinds: ``example.com`` (itself and subdomains), ``*.example.com``
-    (subdomains only) and ``=example.com`` (that host only).
+    (subdomains only) and ``=example.com`` (that host only). One dict holds,
+    per name, the values that apply to the name itself and those that apply
+    to names below it; a million-entry list shares one such pair.
     """
 
-    __slots__ = ("_self", "_parent", "size")
+    __slots__ = ("_table", "size")
 
     def __init__(self) -> None:
-        self._self: dict[str, tuple[T, ...]] = {}  # applies when host == key
-        self._parent: dict[str, tuple[T, ...]] = {}  # applies when key is a proper suffix
+        self._table: dict[str, tuple[tuple[T, ...], tuple[T, ...]]] = {}
         self.size = 0
 
     def add(self, pattern: str, value: T) -> None:
         if pattern.startswith("*."):
-            self._put(self._parent, pattern[2:], value)
+            key, on_self, on_parent = pattern[2:], (), (value,)
         elif pattern.startswith("="):
-            self._put(self._self, pattern[1:], value)
+            key, on_self, on_parent = pattern[1:], (value,), ()
         else:
-            self._put(self._self, pattern, value)
-            self._put(self._parent, pattern, value)
+            key, on_self, on_parent = pattern, (value,), (value,)
+        existing = self._table.get(key)
+        self._table[key] = _merge(existing, (on_self, on_parent)) if existing else (on_self, on_parent)
         self.size += 1
 
-    def add_many(self, patterns: list[str], shared: tuple[T, ...]) -> None:
-        """Add many patterns with one shared value tuple (cheap for million-entry lists)."""
-        for pattern in patterns:
-            if pattern.startswith(("*.", "=")) or pattern in self._self or pattern in self._parent:
-                for value in shared:
-                    self.add(pattern, value)
-                continue
-            self._self[pattern] = shared
-            self._parent[pattern] = shared
-            self.size += 1
+    def add_many(self, names: list[str], value: T) -> None:
+        """Add many plain domains (itself and subdomains) with one value, at C speed."""
+        bucket: tuple[tuple[T, ...], tuple[T, ...]] = ((value,), (value,))
+        new = dict.fromkeys(names, bucket)
+        self.size += len(new)
+        old = self._table
+        small, large = (old, new) if len(old) <= len(new) else (new, old)
+        for key, pair in small.items():
+            other = large.get(key)
+            large[key] = _merge(other, pair) if other is not None and other is not pair else pair
+        self._table = large
 
-    @staticmethod
-    def _put(table: dict[str, tuple[T, ...]], key: str, value: T) -> None:
-        existing = table.get(key)
-        if existing is None:
-            table[key] = (value,)
-        elif value not in existing:
-            table[key] = existing + (value,)
-
-    def lookup(self, host: str) -> Iterator[T]:
-        found = self._self.get(host)
-        if found:
-            yield from found
-        parent = self._parent
+    def lookup(self, host: str) -> list[T]:
+        table = self._table
+        found: list[T] = []
+        bucket = table.get(host)
+        if bucket is not None and bucket[0]:
+            found.extend(bucket[0])
         dot = host.find(".")
         while dot != -1:
-            found = parent.get(host[dot + 1 :])
-            if found:
-                yield from found
+            bucket = table.get(host[dot + 1 :])
+            if bucket is not None and bucket[1]:
+                found.extend(bucket[1])
             dot = host.find(".", dot + 1)
+        return found
+
+
+def _merge(a: tuple[tuple[T, ...], tuple[T, ...]], b: tuple[tuple[T, ...], tuple[T, ...]]) -> tuple[tuple[T, ...], tuple[T, ...]]:
+    return (a[0] + tuple(v for v in b[0] if v not in a[0]), a[1] + tuple(v for v in b[1] if v not in a[1]))
 
 
 class NetworkIndex(Generic[T]):
@@ -120,12 +120,14 @@ class NetworkIndex(Generic[T]):
     def __len__(self) -> int:
         return sum(len(t) for t in self._tables.values())
 
-    def lookup(self, address: IPAddress) -> Iterator[T]:
+    def lookup(self, address: IPAddress) -> list[T]:
         number = int(address)
         bits = address.max_prefixlen
+        found: list[T] = []
         for (version, prefix), table in self._tables.items():
             if version != address.version:
                 continue
-            found = table.get(number >> (bits - prefix) << (bits - prefix))
-            if found:
-                yield from found
+            values = table.get(number >> (bits - prefix) << (bits - prefix))
+            if values:
+                found.extend(values)
+        return found
