@@ -192,7 +192,10 @@ class Enforcer:
             data.ignore_connection = True  # nothing to inspect: tunnel it untouched
         except Exception as error:
             logger.exception("aipolicy: error in tls_clienthello; the connection will be decrypted and blocked")
-            state.pending = _error_decision(error, self._hash())
+            server = data.context.server.address
+            names = tuple(n for n in ((server[0] if server else ""), data.client_hello.sni or "") if n)
+            state.pending = _error_decision(error, self._hash(), names)
+            state.facts = RequestFacts(hosts=names)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         state = self.connections.get(data.conn.id)
@@ -319,8 +322,9 @@ class Enforcer:
 
     def _fail_closed(self, flow: http.HTTPFlow, error: Exception, stage: str) -> None:
         logger.exception(f"aipolicy: error while deciding {flow.request.host!r}; blocking (fail closed)")
-        decision = _error_decision(error, self._hash())
-        facts = RequestFacts(hosts=(flow.request.host,), path=flow.request.path if stage == "request" else None, method=flow.request.method, client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "")
+        names = tuple(n for n in (flow.request.host, flow.request.host_header or "") if n)
+        decision = _error_decision(error, self._hash(), names)
+        facts = RequestFacts(hosts=names, path=flow.request.path if stage == "request" else None, method=flow.request.method, client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "")
         flow.response = http.Response.make(403, aipolicy.json_error(decision), self._block_headers(decision, "application/json"))
         try:
             self._record(decision, facts, stage, flow=flow)
@@ -340,11 +344,13 @@ class Enforcer:
         return ctx.options.aipolicy_proxy_id or _HOSTNAME
 
 
-def _error_decision(error: Exception, policy_hash: str) -> Decision:
+def _error_decision(error: Exception, policy_hash: str, names: tuple[str, ...]) -> Decision:
     return Decision(
         "block",
         "aipolicy:internal-error",
         f"aipolicy could not decide ({type(error).__name__}); blocked to fail closed",
+        host=names[0] if names else "",
+        hosts=names,
         policy=policy_hash,
     )
 

@@ -1,0 +1,334 @@
+"""Benchmark: decision time per request, and policy load time and memory.
+
+Measures ``aipolicy.decide(policy, RequestFacts(hosts=(host,), path="/v1/chat"))``
+in µs per call for:
+
+* a policy whose big list is a list *file* (``lists: {big: {file: big.txt}}``,
+  one rule ``match: {lists: [big]}``) with 10, 10,000 and 1,000,000 domains;
+* a policy of N separate rules, each ``match: {domains: [one domain]}``, for
+  N = 10 and 10,000 (a million separate YAML rules is impractical: the YAML
+  parser alone would need minutes and gigabytes; big lists belong in list files);
+* the shipped default policy: a non-AI host, chat.deepseek.com, api.openai.com
+  and a DeepSeek weight download from huggingface.co.
+
+For the synthetic policies, each case cycles through a pool of distinct hosts
+(so a 1M-entry table is probed at many places, not one cache-hot slot): hosts
+*not* in the list (the common case) and subdomains of listed entries.
+
+Then, in fresh subprocesses, the wall time of ``load_policy`` on the
+1M-entry list policy and the memory it costs: peak RSS of that process minus
+peak RSS of a process that only imports aipolicy and loads the default policy,
+plus tracemalloc's peak and retained figures.
+
+Targets: load <= 2 s and <= 200 MB at 1M entries; decision median <= 2 µs,
+flat in list size. Run from the repo root:  .venv/bin/python bench/decision.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aipolicy
+
+PATH = "/v1/chat"
+POOL = 1024  # distinct hosts cycled through per synthetic case
+TLDS = ("com", "net", "org", "io", "ai", "dev", "cn")
+FLAT_TOLERANCE = 1.25  # "flat": the 1M median is at most this times the 10-entry median
+
+TARGET_LOAD_S = 2.0
+TARGET_MEMORY_MB = 200.0
+TARGET_DECISION_US = 2.0
+
+
+# --- building policies ------------------------------------------------------
+
+
+def domain(i: int) -> str:
+    """The i-th synthetic list entry: two labels, ~20 characters, like a blocklist."""
+    return f"s{i:07d}-{(i * 7919) % 100_000:05d}.{TLDS[i % len(TLDS)]}"
+
+
+def unlisted_host(j: int) -> str:
+    """A host with the same shape as a listed one's subdomain, under a name no list holds."""
+    return f"www.u{j:07d}-unlisted.{TLDS[j % len(TLDS)]}"
+
+
+def listed_host(j: int, size: int) -> str:
+    """A subdomain of an entry spread over the list (matches via a parent-label probe)."""
+    return "api." + domain((j * 2_654_435_761) % size)
+
+
+def write_list_policy(directory: Path, size: int) -> Path:
+    """A policy with one list file of `size` domains and one rule that uses it."""
+    (directory / f"big-{size}.txt").write_text("".join(domain(i) + "\n" for i in range(size)))
+    policy = directory / f"list-{size}.yaml"
+    policy.write_text(
+        "version: 1\n"
+        "default: allow\n"
+        "lists:\n"
+        f"  big: {{file: big-{size}.txt}}\n"
+        "rules:\n"
+        "  - id: big-list\n"
+        "    action: block\n"
+        "    match: {lists: [big]}\n"
+    )
+    return policy
+
+
+def write_rules_policy(directory: Path, size: int) -> Path:
+    """A policy of `size` separate rules, each matching one domain."""
+    rules = "".join(f"  - id: r{i}\n    action: block\n    match: {{domains: [{domain(i)}]}}\n" for i in range(size))
+    policy = directory / f"rules-{size}.yaml"
+    policy.write_text(f"version: 1\ndefault: allow\nrules:\n{rules}")
+    return policy
+
+
+# --- timing decide() ----------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    label: str
+    action: str
+    rule: str
+    runs_us: list[float]  # µs per call, one figure per repetition
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs_us)
+
+
+def _noop(policy: object, facts: object) -> None:
+    return None
+
+
+def time_calls(policy: aipolicy.Policy, pool: list[aipolicy.RequestFacts], calls: int, repeats: int, function=aipolicy.decide) -> list[float]:  # type: ignore[no-untyped-def]
+    """µs per call of function(policy, facts), cycling through pool, `repeats` times."""
+    rounds = max(1, calls // len(pool))
+    for facts in pool * 3:  # warm-up, not timed
+        function(policy, facts)
+    results = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for facts in pool:
+                function(policy, facts)
+        elapsed = time.perf_counter() - start
+        results.append(elapsed / (rounds * len(pool)) * 1e6)
+    return results
+
+
+def measure(label: str, policy: aipolicy.Policy, hosts: list[str], path: str, calls: int, repeats: int) -> Timing:
+    pool = [aipolicy.RequestFacts(hosts=(h,), path=path) for h in hosts]
+    decisions = [aipolicy.decide(policy, f) for f in pool]
+    actions = {d.action for d in decisions}
+    if len(actions) != 1:
+        raise SystemExit(f"{label}: the pool's hosts get different actions: {actions}")
+    rules = sorted({d.rule for d in decisions})
+    rule = rules[0] if len(rules) == 1 else f"{len(rules)} different rules"
+    action = actions.pop()
+    return Timing(label, action, rule, time_calls(policy, pool, calls, repeats))
+
+
+def timed_load(path: Path) -> tuple[aipolicy.Policy, float]:
+    start = time.perf_counter()
+    policy = aipolicy.load_policy(path)
+    return policy, time.perf_counter() - start
+
+
+def synthetic_timings(directory: Path, sizes: list[int], rule_sizes: list[int], calls: int, repeats: int) -> tuple[list[Timing], dict[str, float]]:
+    timings: list[Timing] = []
+    loads: dict[str, float] = {}
+    forms = [("list file", s, write_list_policy) for s in sizes] + [("separate rules", s, write_rules_policy) for s in rule_sizes]
+    for form, size, writer in forms:
+        path = writer(directory, size)
+        policy, seconds = timed_load(path)
+        loads[f"{form}, {size:,}"] = seconds
+        pool_size = min(POOL, size)
+        misses = [unlisted_host(j) for j in range(POOL)]
+        hits = [listed_host(j, size) for j in range(pool_size)]
+        timings.append(measure(f"{form}, {size:>9,}: host not in list", policy, misses, PATH, calls, repeats))
+        timings.append(measure(f"{form}, {size:>9,}: subdomain of an entry", policy, hits, PATH, calls, repeats))
+        del policy
+        gc.collect()
+    return timings, loads
+
+
+def default_policy_timings(calls: int, repeats: int) -> list[Timing]:
+    policy = aipolicy.load_policy(aipolicy.default_policy())
+    cases = [
+        ("default policy: www.example.org (non-AI)", "www.example.org", PATH),
+        ("default policy: chat.deepseek.com", "chat.deepseek.com", PATH),
+        ("default policy: api.openai.com", "api.openai.com", PATH),
+        ("default policy: huggingface.co DeepSeek weights", "huggingface.co", "/deepseek-ai/DeepSeek-R1/resolve/main/model.safetensors"),
+    ]
+    return [measure(label, policy, [host], path, calls, repeats) for label, host, path in cases]
+
+
+def harness_overhead(calls: int, repeats: int) -> float:
+    """µs per iteration of the timing loop itself, calling a function that does nothing."""
+    pool = [aipolicy.RequestFacts(hosts=(unlisted_host(j),), path=PATH) for j in range(POOL)]
+    return statistics.median(time_calls(None, pool, calls, repeats, function=_noop))  # type: ignore[arg-type]
+
+
+# --- load time and memory in fresh processes -------------------------------------
+
+_CHILD = r"""
+import json, resource, sys, time
+mode, path = sys.argv[1], sys.argv[2]
+if mode == "tracemalloc":
+    import tracemalloc
+import aipolicy
+aipolicy.load_policy(aipolicy.default_policy())  # same baseline as the 'baseline' child
+result = {}
+if mode == "load":
+    start = time.perf_counter()
+    policy = aipolicy.load_policy(path)
+    result["seconds"] = time.perf_counter() - start
+    result["entries"] = policy.hosts.size
+elif mode == "tracemalloc":
+    tracemalloc.start()
+    policy = aipolicy.load_policy(path)
+    current, peak = tracemalloc.get_traced_memory()
+    result["current"], result["peak"] = current, peak
+result["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:  # VmHWM: this process's own peak RSS (ru_maxrss also counts the parent's RSS at fork)
+    status = open("/proc/self/status").read()
+    result["hwm_kb"] = int(status.split("VmHWM:")[1].split()[0])
+except (OSError, IndexError, ValueError):
+    result["hwm_kb"] = result["maxrss_kb"]
+print(json.dumps(result))
+"""
+
+
+def child(mode: str, path: Path, timeout: float = 120) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise SystemExit(f"child {mode} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def load_and_memory(policy_path: Path, loads: int, with_tracemalloc: bool) -> dict[str, object]:
+    baselines = [child("baseline", policy_path)["hwm_kb"] for _ in range(loads)]
+    runs = [child("load", policy_path) for _ in range(loads)]
+    baseline_kb = statistics.median(baselines)
+    result: dict[str, object] = {
+        "entries": int(runs[0]["entries"]),
+        "seconds": [r["seconds"] for r in runs],
+        "rss_mb": [(r["hwm_kb"] - baseline_kb) / 1024 for r in runs],
+        "baseline_rss_mb": baseline_kb / 1024,
+    }
+    if with_tracemalloc:
+        traced = child("tracemalloc", policy_path, timeout=300)
+        result["traced_peak_mb"] = traced["peak"] / 2**20
+        result["traced_current_mb"] = traced["current"] / 2**20
+    return result
+
+
+# --- output --------------------------------------------------------------------
+
+
+def verdict(met: bool, figure: str) -> str:
+    return f"met ({figure})" if met else f"MISSED ({figure})"
+
+
+def print_timings(timings: list[Timing], overhead: float) -> None:
+    print(f"\nDecision time, µs per call (median [min–max] of {len(timings[0].runs_us)} repetitions; "
+          f"includes the timing loop's own {overhead:.3f} µs per call)")
+    print(f"{'case':<58} {'median':>7} {'min–max':>15}  decision")
+    for t in timings:
+        spread = f"{min(t.runs_us):.2f}–{max(t.runs_us):.2f}"
+        print(f"{t.label:<58} {t.median:>7.2f} {spread:>15}  {t.action} ({t.rule})")
+
+
+def print_loads(loads: dict[str, float]) -> None:
+    print("\nIn-process load_policy time of the synthetic policies (one run each, warm catalogue cache if any):")
+    for label, seconds in loads.items():
+        print(f"  {label:<28} {seconds:8.3f} s")
+
+
+def print_memory(memory: dict[str, object]) -> None:
+    seconds, rss = memory["seconds"], memory["rss_mb"]
+    print(f"\nLoading the list-file policy with {memory['entries']:,} entries, each in a fresh process ({len(seconds)} runs):")  # type: ignore[arg-type]
+    print(f"  load_policy wall time   median {statistics.median(seconds):.2f} s  [{min(seconds):.2f}–{max(seconds):.2f}]")  # type: ignore[type-var, arg-type]
+    print(f"  peak RSS (VmHWM) over baseline  median {statistics.median(rss):.0f} MB  [{min(rss):.0f}–{max(rss):.0f}]"  # type: ignore[type-var, arg-type]
+          f"  (baseline: import aipolicy + default policy = {memory['baseline_rss_mb']:.0f} MB)")
+    if "traced_peak_mb" in memory:
+        print(f"  tracemalloc             peak {memory['traced_peak_mb']:.0f} MB, retained after load {memory['traced_current_mb']:.0f} MB")
+
+
+def flatness_rows(timings: list[Timing], form: str, sizes: list[int]) -> list[tuple[str, str]]:
+    """Largest size's median against the smallest's, per kind of host."""
+    if len(sizes) < 2:
+        return []
+    small, large = min(sizes), max(sizes)
+    rows = []
+    for kind in ("host not in list", "subdomain of an entry"):
+        first = next(t for t in timings if t.label.startswith(f"{form}, {small:>9,}") and kind in t.label)
+        last = next(t for t in timings if t.label.startswith(f"{form}, {large:>9,}") and kind in t.label)
+        ratio = last.median / first.median
+        figure = f"{first.median:.2f} -> {last.median:.2f} µs, {ratio:.2f}x; flat means <= {FLAT_TOLERANCE}x"
+        rows.append((f"flat, {form}, {kind}, {small:,} -> {large:,}", verdict(ratio <= FLAT_TOLERANCE, figure)))
+    return rows
+
+
+def print_verdicts(timings: list[Timing], memory: dict[str, object] | None, sizes: list[int], rule_sizes: list[int]) -> None:
+    rows: list[tuple[str, str]] = []
+    if memory is not None:
+        load = statistics.median(memory["seconds"])  # type: ignore[arg-type]
+        rss = statistics.median(memory["rss_mb"])  # type: ignore[arg-type]
+        n = f"{memory['entries']:,}"
+        rows.append((f"load {n} entries <= {TARGET_LOAD_S:g} s", verdict(load <= TARGET_LOAD_S, f"{load:.2f} s")))
+        rows.append((f"memory {n} entries <= {TARGET_MEMORY_MB:g} MB", verdict(rss <= TARGET_MEMORY_MB, f"{rss:.0f} MB peak RSS over baseline")))
+    slow = [t for t in timings if t.median > TARGET_DECISION_US]
+    worst = max(timings, key=lambda t: t.median)
+    figure = f"{len(slow)} of {len(timings)} cases over; worst {worst.median:.2f} µs: {' '.join(worst.label.split())}"
+    rows.append((f"decision median <= {TARGET_DECISION_US:g} µs, every case", verdict(not slow, figure)))
+    rows += flatness_rows(timings, "list file", sizes) + flatness_rows(timings, "separate rules", rule_sizes)
+    print("\nTargets:")
+    for label, result in rows:
+        print(f"  {label:<60} {result}")
+    for t in slow:
+        print(f"    over {TARGET_DECISION_US:g} µs: {' '.join(t.label.split()):<58} {t.median:.2f} µs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short run: 3 repetitions of 10,000 calls, one load run, no tracemalloc")
+    parser.add_argument("--repeats", type=int, default=None, help="repetitions per case (default 7; quick 3)")
+    parser.add_argument("--calls", type=int, default=None, help="calls per repetition (default 50,000; quick 10,000)")
+    parser.add_argument("--loads", type=int, default=None, help="fresh-process load runs at the largest size (default 3; quick 1)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 10_000, 1_000_000], help="list-file sizes")
+    parser.add_argument("--rule-sizes", type=int, nargs="+", default=[10, 10_000], help="numbers of separate rules")
+    parser.add_argument("--no-tracemalloc", action="store_true", help="skip the (slower) tracemalloc run")
+    args = parser.parse_args()
+    repeats = args.repeats or (3 if args.quick else 7)
+    calls = args.calls or (10_000 if args.quick else 50_000)
+    loads = args.loads or (1 if args.quick else 3)
+
+    print(f"aipolicy {aipolicy.__version__}, Python {sys.version.split()[0]}; {repeats} x {calls:,} calls per case")
+    with tempfile.TemporaryDirectory(prefix="aipolicy-bench-") as tmp:
+        directory = Path(tmp)
+        timings, load_times = synthetic_timings(directory, args.sizes, args.rule_sizes, calls, repeats)
+        timings += default_policy_timings(calls, repeats)
+        overhead = harness_overhead(calls, repeats)
+        print_timings(timings, overhead)
+        print_loads(load_times)
+        largest = directory / f"list-{max(args.sizes)}.yaml"
+        memory = load_and_memory(largest, loads, not (args.quick or args.no_tracemalloc))
+        print_memory(memory)
+        print_verdicts(timings, memory, args.sizes, args.rule_sizes)
+
+
+if __name__ == "__main__":
+    main()
