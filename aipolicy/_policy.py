@@ -129,6 +129,8 @@ class _PolicyLoader:
                 continue
             rule = self._read_rule(rule_map, seen)
             if rule is None or rule_map.get("enabled", True) is False:
+                # still check what it matches, so that every problem is reported at once
+                self._index_rule(rule_map, -1, HostIndex(), NetworkIndex(), [])
                 continue
             index = len(rules)
             rules.append(rule)
@@ -235,7 +237,7 @@ class _PolicyLoader:
             check.error(rule.value_positions["action"], "unsupported-action", f"{what}: action {rule['action']!r} is not available in this version (valid: {', '.join(ACTIONS)})")
             action = None
         else:
-            action = check.choice(rule, "action", what, ACTIONS + PLANNED_ACTIONS)
+            action = check.choice(rule, "action", what, ACTIONS)
         if "enabled" in rule and not isinstance(rule["enabled"], bool):
             check.error(rule.value_positions["enabled"], "wrong-type", f"{what}.enabled must be true or false")
         directive = self._read_directive(rule, what)

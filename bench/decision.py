@@ -34,8 +34,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aipolicy
 
@@ -96,11 +98,16 @@ def write_rules_policy(directory: Path, size: int) -> Path:
 
 
 @dataclass
-class Timing:
+class Case:
+    """One thing to time: function(policy, facts) over a pool of request facts."""
+
     label: str
-    action: str
-    rule: str
-    runs_us: list[float]  # µs per call, one figure per repetition
+    policy: aipolicy.Policy | None
+    pool: list[aipolicy.RequestFacts]
+    action: str = ""
+    rule: str = ""
+    function: Callable[[Any, Any], object] = aipolicy.decide
+    runs_us: list[float] = field(default_factory=list)  # µs per call, one figure per repetition
 
     @property
     def median(self) -> float:
@@ -111,24 +118,30 @@ def _noop(policy: object, facts: object) -> None:
     return None
 
 
-def time_calls(policy: aipolicy.Policy, pool: list[aipolicy.RequestFacts], calls: int, repeats: int, function=aipolicy.decide) -> list[float]:  # type: ignore[no-untyped-def]
-    """µs per call of function(policy, facts), cycling through pool, `repeats` times."""
+def time_once(case: Case, calls: int) -> float:
+    """µs per call of case.function(policy, facts), cycling through the pool."""
+    function, policy, pool = case.function, case.policy, case.pool
     rounds = max(1, calls // len(pool))
-    for facts in pool * 3:  # warm-up, not timed
-        function(policy, facts)
-    results = []
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for facts in pool:
+            function(policy, facts)
+    return (time.perf_counter() - start) / (rounds * len(pool)) * 1e6
+
+
+def run_interleaved(cases: list[Case], calls: int, repeats: int) -> None:
+    """Time every case once per round, round after round, so that a slow spell of the
+    machine spreads over all cases instead of skewing one; one untimed warm-up round."""
+    for case in cases:
+        time_once(case, min(calls, 3 * len(case.pool)))
     for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        for _ in range(rounds):
-            for facts in pool:
-                function(policy, facts)
-        elapsed = time.perf_counter() - start
-        results.append(elapsed / (rounds * len(pool)) * 1e6)
-    return results
+        for case in cases:
+            case.runs_us.append(time_once(case, calls))
 
 
-def measure(label: str, policy: aipolicy.Policy, hosts: list[str], path: str, calls: int, repeats: int) -> Timing:
+def decide_case(label: str, policy: aipolicy.Policy, hosts: list[str], path: str = PATH) -> Case:
+    """A decide() case; checks that the whole pool gets the same action."""
     pool = [aipolicy.RequestFacts(hosts=(h,), path=path) for h in hosts]
     decisions = [aipolicy.decide(policy, f) for f in pool]
     actions = {d.action for d in decisions}
@@ -136,8 +149,7 @@ def measure(label: str, policy: aipolicy.Policy, hosts: list[str], path: str, ca
         raise SystemExit(f"{label}: the pool's hosts get different actions: {actions}")
     rules = sorted({d.rule for d in decisions})
     rule = rules[0] if len(rules) == 1 else f"{len(rules)} different rules"
-    action = actions.pop()
-    return Timing(label, action, rule, time_calls(policy, pool, calls, repeats))
+    return Case(label, policy, pool, actions.pop(), rule)
 
 
 def timed_load(path: Path) -> tuple[aipolicy.Policy, float]:
@@ -146,39 +158,37 @@ def timed_load(path: Path) -> tuple[aipolicy.Policy, float]:
     return policy, time.perf_counter() - start
 
 
-def synthetic_timings(directory: Path, sizes: list[int], rule_sizes: list[int], calls: int, repeats: int) -> tuple[list[Timing], dict[str, float]]:
-    timings: list[Timing] = []
+def synthetic_cases(directory: Path, sizes: list[int], rule_sizes: list[int]) -> tuple[list[Case], dict[str, float]]:
+    """Two cases per synthetic policy (a host not in the list, a subdomain of an entry),
+    and the in-process load time of each policy."""
+    cases: list[Case] = []
     loads: dict[str, float] = {}
     forms = [("list file", s, write_list_policy) for s in sizes] + [("separate rules", s, write_rules_policy) for s in rule_sizes]
     for form, size, writer in forms:
-        path = writer(directory, size)
-        policy, seconds = timed_load(path)
+        policy, seconds = timed_load(writer(directory, size))
         loads[f"{form}, {size:,}"] = seconds
-        pool_size = min(POOL, size)
         misses = [unlisted_host(j) for j in range(POOL)]
-        hits = [listed_host(j, size) for j in range(pool_size)]
-        timings.append(measure(f"{form}, {size:>9,}: host not in list", policy, misses, PATH, calls, repeats))
-        timings.append(measure(f"{form}, {size:>9,}: subdomain of an entry", policy, hits, PATH, calls, repeats))
-        del policy
-        gc.collect()
-    return timings, loads
+        hits = [listed_host(j, size) for j in range(min(POOL, size))]
+        cases.append(decide_case(f"{form}, {size:>9,}: host not in list", policy, misses))
+        cases.append(decide_case(f"{form}, {size:>9,}: subdomain of an entry", policy, hits))
+    return cases, loads
 
 
-def default_policy_timings(calls: int, repeats: int) -> list[Timing]:
+def default_policy_cases() -> list[Case]:
     policy = aipolicy.load_policy(aipolicy.default_policy())
-    cases = [
-        ("default policy: www.example.org (non-AI)", "www.example.org", PATH),
-        ("default policy: chat.deepseek.com", "chat.deepseek.com", PATH),
-        ("default policy: api.openai.com", "api.openai.com", PATH),
-        ("default policy: huggingface.co DeepSeek weights", "huggingface.co", "/deepseek-ai/DeepSeek-R1/resolve/main/model.safetensors"),
+    weights = "/deepseek-ai/DeepSeek-R1/resolve/main/model.safetensors"
+    return [
+        decide_case("default policy: www.example.org (non-AI)", policy, ["www.example.org"]),
+        decide_case("default policy: chat.deepseek.com", policy, ["chat.deepseek.com"]),
+        decide_case("default policy: api.openai.com", policy, ["api.openai.com"]),
+        decide_case("default policy: huggingface.co DeepSeek weights", policy, ["huggingface.co"], weights),
     ]
-    return [measure(label, policy, [host], path, calls, repeats) for label, host, path in cases]
 
 
-def harness_overhead(calls: int, repeats: int) -> float:
-    """µs per iteration of the timing loop itself, calling a function that does nothing."""
+def overhead_case() -> Case:
+    """The timing loop itself, calling a function that does nothing."""
     pool = [aipolicy.RequestFacts(hosts=(unlisted_host(j),), path=PATH) for j in range(POOL)]
-    return statistics.median(time_calls(None, pool, calls, repeats, function=_noop))  # type: ignore[arg-type]
+    return Case("timing loop alone", None, pool, function=_noop)
 
 
 # --- load time and memory in fresh processes -------------------------------------
@@ -242,11 +252,11 @@ def verdict(met: bool, figure: str) -> str:
     return f"met ({figure})" if met else f"MISSED ({figure})"
 
 
-def print_timings(timings: list[Timing], overhead: float) -> None:
-    print(f"\nDecision time, µs per call (median [min–max] of {len(timings[0].runs_us)} repetitions; "
+def print_timings(cases: list[Case], overhead: float) -> None:
+    print(f"\nDecision time, µs per call (median [min–max] of {len(cases[0].runs_us)} repetitions; "
           f"includes the timing loop's own {overhead:.3f} µs per call)")
     print(f"{'case':<58} {'median':>7} {'min–max':>15}  decision")
-    for t in timings:
+    for t in cases:
         spread = f"{min(t.runs_us):.2f}–{max(t.runs_us):.2f}"
         print(f"{t.label:<58} {t.median:>7.2f} {spread:>15}  {t.action} ({t.rule})")
 
@@ -267,22 +277,22 @@ def print_memory(memory: dict[str, object]) -> None:
         print(f"  tracemalloc             peak {memory['traced_peak_mb']:.0f} MB, retained after load {memory['traced_current_mb']:.0f} MB")
 
 
-def flatness_rows(timings: list[Timing], form: str, sizes: list[int]) -> list[tuple[str, str]]:
+def flatness_rows(cases: list[Case], form: str, sizes: list[int]) -> list[tuple[str, str]]:
     """Largest size's median against the smallest's, per kind of host."""
     if len(sizes) < 2:
         return []
     small, large = min(sizes), max(sizes)
     rows = []
     for kind in ("host not in list", "subdomain of an entry"):
-        first = next(t for t in timings if t.label.startswith(f"{form}, {small:>9,}") and kind in t.label)
-        last = next(t for t in timings if t.label.startswith(f"{form}, {large:>9,}") and kind in t.label)
+        first = next(t for t in cases if t.label.startswith(f"{form}, {small:>9,}") and kind in t.label)
+        last = next(t for t in cases if t.label.startswith(f"{form}, {large:>9,}") and kind in t.label)
         ratio = last.median / first.median
         figure = f"{first.median:.2f} -> {last.median:.2f} µs, {ratio:.2f}x; flat means <= {FLAT_TOLERANCE}x"
         rows.append((f"flat, {form}, {kind}, {small:,} -> {large:,}", verdict(ratio <= FLAT_TOLERANCE, figure)))
     return rows
 
 
-def print_verdicts(timings: list[Timing], memory: dict[str, object] | None, sizes: list[int], rule_sizes: list[int]) -> None:
+def print_verdicts(cases: list[Case], memory: dict[str, object] | None, sizes: list[int], rule_sizes: list[int]) -> None:
     rows: list[tuple[str, str]] = []
     if memory is not None:
         load = statistics.median(memory["seconds"])  # type: ignore[arg-type]
@@ -290,11 +300,11 @@ def print_verdicts(timings: list[Timing], memory: dict[str, object] | None, size
         n = f"{memory['entries']:,}"
         rows.append((f"load {n} entries <= {TARGET_LOAD_S:g} s", verdict(load <= TARGET_LOAD_S, f"{load:.2f} s")))
         rows.append((f"memory {n} entries <= {TARGET_MEMORY_MB:g} MB", verdict(rss <= TARGET_MEMORY_MB, f"{rss:.0f} MB peak RSS over baseline")))
-    slow = [t for t in timings if t.median > TARGET_DECISION_US]
-    worst = max(timings, key=lambda t: t.median)
-    figure = f"{len(slow)} of {len(timings)} cases over; worst {worst.median:.2f} µs: {' '.join(worst.label.split())}"
+    slow = [t for t in cases if t.median > TARGET_DECISION_US]
+    worst = max(cases, key=lambda t: t.median)
+    figure = f"{len(slow)} of {len(cases)} cases over; worst {worst.median:.2f} µs: {' '.join(worst.label.split())}"
     rows.append((f"decision median <= {TARGET_DECISION_US:g} µs, every case", verdict(not slow, figure)))
-    rows += flatness_rows(timings, "list file", sizes) + flatness_rows(timings, "separate rules", rule_sizes)
+    rows += flatness_rows(cases, "list file", sizes) + flatness_rows(cases, "separate rules", rule_sizes)
     print("\nTargets:")
     for label, result in rows:
         print(f"  {label:<60} {result}")
@@ -319,15 +329,16 @@ def main() -> None:
     print(f"aipolicy {aipolicy.__version__}, Python {sys.version.split()[0]}; {repeats} x {calls:,} calls per case")
     with tempfile.TemporaryDirectory(prefix="aipolicy-bench-") as tmp:
         directory = Path(tmp)
-        timings, load_times = synthetic_timings(directory, args.sizes, args.rule_sizes, calls, repeats)
-        timings += default_policy_timings(calls, repeats)
-        overhead = harness_overhead(calls, repeats)
-        print_timings(timings, overhead)
+        cases, load_times = synthetic_cases(directory, args.sizes, args.rule_sizes)
+        cases += default_policy_cases()
+        overhead = overhead_case()
+        run_interleaved(cases + [overhead], calls, repeats)
+        print_timings(cases, overhead.median)
         print_loads(load_times)
         largest = directory / f"list-{max(args.sizes)}.yaml"
         memory = load_and_memory(largest, loads, not (args.quick or args.no_tracemalloc))
         print_memory(memory)
-        print_verdicts(timings, memory, args.sizes, args.rule_sizes)
+        print_verdicts(cases, memory, args.sizes, args.rule_sizes)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,8 @@ from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Wide enough for tables when piped to a file or pager (rich would assume 80 columns).
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

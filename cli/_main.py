@@ -4,6 +4,7 @@ import click
 
 from aipolicy import __version__
 
+from ._catalog import catalog
 from ._policy import policy
 from ._proxy import proxy
 
@@ -23,3 +24,4 @@ def main() -> None:
 
 main.add_command(proxy)
 main.add_command(policy)
+main.add_command(catalog)

@@ -151,9 +151,9 @@ def test_decision_as_dict(fixture_policy: Policy) -> None:
 
 
 def test_most_severe_name_is_reported(fixture_policy: Policy) -> None:
-    decision = decide(fixture_policy, RequestFacts(hosts=("203.0.113.5", "chat.deepseek.com", "allowed.test"), path="/"))
+    decision = decide(fixture_policy, RequestFacts(hosts=("192.0.2.55", "chat.deepseek.com", "allowed.test"), path="/"))
     assert decision.host == "chat.deepseek.com"
-    assert decision.hosts == ("203.0.113.5", "chat.deepseek.com", "allowed.test")
+    assert decision.hosts == ("192.0.2.55", "chat.deepseek.com", "allowed.test")
 
 
 # --- small policies -------------------------------------------------------------------------
@@ -255,4 +255,216 @@ def test_url_globs(tmp_path: Path) -> None:
     assert ask(policy, "models.example", path="/any/resolve/main/m.bin") == ("allow", "default")
     assert ask(policy, "models.example", path="/org-deepseek/x") == ("block", "glob")
     assert ask(policy, "models.example", path="/other/x") == ("allow", "default")
-    assert ask(policy, "www.models.example", path="/org-x") == ("allow", "default")  # url hosts are exact domains? no: itself and subdomains
+
+
+def test_first_match_wins_earlier_allow_beats_later_block(tmp_path: Path) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            """
+            rules:
+              - id: allow-docs
+                action: allow
+                match: {hosts: [docs.blocked.example]}
+              - id: block-all
+                action: block
+                match: {domains: [blocked.example]}
+              - id: allow-too-late
+                action: allow
+                match: {hosts: [late.blocked.example]}
+            """,
+        )
+    )
+    assert ask(policy, "docs.blocked.example") == ("allow", "allow-docs")
+    assert ask(policy, "www.blocked.example") == ("block", "block-all")
+    assert ask(policy, "late.blocked.example") == ("block", "block-all")
+
+
+def test_first_match_across_kinds_follows_rule_order(tmp_path: Path) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            """
+            rules:
+              - id: monitor-first
+                action: monitor
+                match: {domains: ["*.x.example"]}
+              - id: block-second
+                action: block
+                match: {domains: [x.example], any: true}
+            """,
+        )
+    )
+    assert ask(policy, "a.x.example") == ("monitor", "monitor-first")
+    assert ask(policy, "x.example") == ("block", "block-second")
+    assert ask(policy, "unrelated.example") == ("block", "block-second")  # any: true
+    assert ask(policy, "192.0.2.1") == ("block", "block-second")
+
+
+@pytest.mark.parametrize(
+    ("match", "blocked", "not_blocked"),
+    [
+        ("vendors: [deepseek]", ["chat.deepseek.com", "deepseek.example"], ["chatgpt.com", "api.openai.com"]),
+        ("vendors: [openai]", ["chatgpt.com", "api.openai.com", "x.chatgpt.com"], ["deepseek.com", "openai.com"]),
+        ("apps: [chatgpt]", ["chatgpt.com", "api.openai.com"], ["deepseek.com", "www.openai.com"]),
+        ("categories: [genai-prc]", ["deepseek.com", "deepseek.example"], ["chatgpt.com"]),
+        ("categories: [genai]", ["deepseek.com", "chatgpt.com", "api.openai.com"], ["example.org"]),
+    ],
+    ids=["vendor-deepseek", "vendor-openai", "app", "category-prc", "category-genai"],
+)
+def test_catalogue_references_expand(tmp_path: Path, match: str, blocked: list[str], not_blocked: list[str]) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            f"""
+            rules:
+              - id: ref
+                action: block
+                match: {{{match}}}
+            """,
+        )
+    )
+    for host in blocked:
+        assert ask(policy, host) == ("block", "ref"), host
+    for host in not_blocked:
+        assert ask(policy, host) == ("allow", "default"), host
+
+
+def test_vendor_reference_expands_to_weights(tmp_path: Path) -> None:
+    policy = load_policy(write_policy(tmp_path, "rules:\n  - {id: v, action: block, match: {vendors: [deepseek]}}\n"))
+    assert ask(policy, "huggingface.co", path="/deepseek-ai/DeepSeek-V3/resolve/main/config.json") == ("block", "v")
+    assert ask(policy, "huggingface.co", path="/api/models/deepseek-ai/DeepSeek-V3/revision/main") == ("block", "v")
+    assert ask(policy, "huggingface.co", path="/mistralai/x") == ("allow", "default")
+
+
+@pytest.mark.parametrize("default", ["block", "monitor", "allow"])
+def test_default_action(tmp_path: Path, default: str) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            f"""
+            default: {default}
+            rules:
+              - id: allowed
+                action: allow
+                match: {{domains: [ok.example]}}
+            """,
+        )
+    )
+    assert ask(policy, "ok.example") == ("allow", "allowed")
+    decision = decide(policy, RequestFacts(hosts=("unlisted.example",), path="/"))
+    assert (decision.action, decision.rule) == (default, "default")
+    assert decision.reason == f"no rule matched; the policy's default is {default}"
+    assert decision.policy == policy.hash
+
+
+def test_default_action_is_allow_when_unset(tmp_path: Path) -> None:
+    policy = load_policy(write_policy(tmp_path, "rules: []\n"))
+    assert policy.default == "allow"
+    assert ask(policy, "anything.example") == ("allow", "default")
+
+
+@pytest.mark.parametrize("default", ["block", "monitor"])
+def test_default_decision_records_the_host(tmp_path: Path, default: str) -> None:
+    # A default block/monitor is logged; the event's `host` comes from the decision.
+    policy = load_policy(write_policy(tmp_path, f"default: {default}\nrules: []\n"))
+    first = decide(policy, RequestFacts(hosts=("Unlisted.Example",), path="/"))
+    second = decide(policy, RequestFacts(hosts=("other.example",), path="/"))
+    assert first.host == "unlisted.example"
+    assert second.host == "other.example"
+
+
+def test_default_decision_names_the_catalogue_app(tmp_path: Path) -> None:
+    # The catalogue annotates any decision with the app of the host involved.
+    policy = load_policy(write_policy(tmp_path, "default: monitor\nrules: []\n"))
+    decision = decide(policy, RequestFacts(hosts=("chatgpt.com",), path="/"))
+    assert (decision.action, decision.rule) == ("monitor", "default")
+    assert (decision.app, decision.vendor) == ("chatgpt", "openai")
+
+
+def test_rule_without_catalogue_reference_still_names_the_app(tmp_path: Path) -> None:
+    policy = load_policy(write_policy(tmp_path, "rules:\n  - {id: d, action: block, match: {domains: [chatgpt.com]}}\n"))
+    decision = decide(policy, RequestFacts(hosts=("chatgpt.com",), path="/"))
+    assert (decision.action, decision.app, decision.vendor, decision.country) == ("block", "chatgpt", "openai", "US")
+
+
+def test_rule_reason_and_directive_string(tmp_path: Path) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            """
+            settings: {contact: helpdesk@example.org}
+            rules:
+              - id: r
+                action: block
+                reason: Not approved.
+                directive: DIR-7
+                contact: owner@example.org
+                match: {domains: [x.example]}
+              - id: s
+                action: monitor
+                match: {domains: [y.example]}
+            """,
+        )
+    )
+    r = decide(policy, RequestFacts(hosts=("x.example",), path="/"))
+    assert (r.reason, r.directive, r.contact) == ("Not approved.", {"id": "DIR-7"}, "owner@example.org")
+    s = decide(policy, RequestFacts(hosts=("y.example",), path="/"))
+    assert (s.reason, s.directive, s.contact) == ("y.example is monitored by rule s", None, "helpdesk@example.org")
+
+
+def test_disabled_rule_does_not_match(tmp_path: Path) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            """
+            rules:
+              - id: switched-off
+                action: block
+                enabled: false
+                match: {domains: [x.example]}
+              - id: still-on
+                action: monitor
+                match: {domains: [x.example]}
+            """,
+        )
+    )
+    assert [rule.id for rule in policy.rules] == ["still-on"]
+    assert ask(policy, "x.example") == ("monitor", "still-on")
+
+
+def test_hundred_thousand_entry_list_file(tmp_path: Path) -> None:
+    names = [f"host{i}.list.example" for i in range(100_000)]
+    extra = ["Upper.Case.Example", "*.wild.example", "198.51.100.0/24", "=exact.list.example", "path.example/bad-org"]
+    (tmp_path / "big.txt").write_text("# big list\n" + "\n".join(names + extra) + "\n", encoding="utf-8")
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            """
+            lists:
+              big: {file: big.txt}
+            rules:
+              - id: keep
+                action: allow
+                match: {hosts: [host5.list.example]}
+              - id: big
+                action: block
+                match: {lists: [big]}
+            """,
+        )
+    )
+    assert ask(policy, "host0.list.example") == ("block", "big")
+    assert ask(policy, "host99999.list.example") == ("block", "big")
+    assert ask(policy, "www.host54321.list.example") == ("block", "big")
+    assert ask(policy, "host5.list.example") == ("allow", "keep")
+    assert ask(policy, "host100000.list.example") == ("allow", "default")
+    assert ask(policy, "list.example") == ("allow", "default")
+    assert ask(policy, "xhost1.list.example") == ("allow", "default")
+    assert ask(policy, "upper.case.example") == ("block", "big")
+    assert ask(policy, "wild.example") == ("allow", "default")
+    assert ask(policy, "a.wild.example") == ("block", "big")
+    assert ask(policy, "198.51.100.77") == ("block", "big")
+    assert ask(policy, "exact.list.example") == ("block", "big")
+    assert ask(policy, "a.exact.list.example") == ("allow", "default")
+    assert ask(policy, "path.example", path="/bad-org/x") == ("block", "big")
+    assert ask(policy, "path.example", path="/good-org/x") == ("allow", "default")
