@@ -33,6 +33,7 @@ class ConnectionState:
     pending: Decision | None = None  # blocked at connection level, decrypted to show the page
     facts: RequestFacts | None = None
     sni: str = ""
+    user: str = ""  # from proxy authentication on the CONNECT, for events at the TLS stage
     recorded: bool = False
     names: tuple[str, ...] = field(default_factory=tuple)
 
@@ -160,6 +161,7 @@ class Enforcer:
         state = self._state(flow.client_conn)
         try:
             facts = self._facts(flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port)
+            state.user = facts.user
             decision = self._decide(facts)
             if decision.blocked:
                 if ctx.options.aipolicy_block_page:
@@ -178,7 +180,7 @@ class Enforcer:
             sni = data.client_hello.sni or ""
             server = data.context.server.address
             names = ((server[0],) if server else ()) + ((sni,) if sni else ())
-            facts = self._facts(client, names, port=server[1] if server else 0)
+            facts = replace(self._facts(client, names, port=server[1] if server else 0), user=state.user)
             state.sni = sni
             decision = self._decide(facts)
             if decision.blocked or not decision.final:
