@@ -32,8 +32,6 @@ def say(message: str) -> None:
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(f"dev.py: aipolicy needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".aipolicy-installed"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == want and PYTHON.exists():
@@ -58,7 +56,9 @@ def ensure_system_tools() -> None:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
         return
-    sys.exit(f"dev.py: the integration tests need {', '.join(missing)}; install them (e.g. apt-get install {' '.join(missing)}) and run again")
+    sys.exit(
+        f"dev.py: the integration tests need {', '.join(missing)}; install them (e.g. apt-get install {' '.join(missing)}) and run again"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -96,7 +96,11 @@ def _read_catalog(check: Checker, data: Any, catalog: Catalog) -> None:
         return
     check.keys(root, "the catalogue", ("version", "categories", "hubs", "vendors"), ("version", "vendors"))
     if "version" in root and root["version"] != 1:
-        check.error(root.value_positions["version"], "bad-version", f"catalogue version {root['version']!r} is not supported (valid: 1)")
+        check.error(
+            root.value_positions["version"],
+            "bad-version",
+            f"catalogue version {root['version']!r} is not supported (valid: 1)",
+        )
     for category_id, body, position in check.entries(root, "categories", "the catalogue"):
         entry = check.mapping(body, position, f"category {category_id!r}")
         if entry is not None:
@@ -125,7 +129,11 @@ def _source(check: Checker, entry: LocatedDict, what: str) -> str:
     source = check.string(entry, "source", what, required=True)
     if source is None:
         if "source" not in entry:
-            check.error(entry.position, "missing-source", f"{what} has no 'source': every catalogue entry must cite a public page")
+            check.error(
+                entry.position,
+                "missing-source",
+                f"{what} has no 'source': every catalogue entry must cite a public page",
+            )
         return ""
     if not source.startswith("https://"):
         check.error(entry.value_positions["source"], "bad-source", f"{what} source {source!r} must be an https:// URL")
@@ -141,7 +149,11 @@ def _read_vendor(check: Checker, vendor: LocatedDict, catalog: Catalog) -> None:
     source = _source(check, vendor, what)
     country = check.string(vendor, "country", what) or ""
     if country and not COUNTRY.fullmatch(country):
-        check.error(vendor.value_positions["country"], "bad-country", f"{what} country {country!r} must be an ISO 3166-1 alpha-2 code such as CN or US")
+        check.error(
+            vendor.value_positions["country"],
+            "bad-country",
+            f"{what} country {country!r} must be an ISO 3166-1 alpha-2 code such as CN or US",
+        )
     app_ids = []
     for body, position in check.items(vendor, "apps", what):
         app = check.mapping(body, position, f"an app of {what}")
@@ -150,11 +162,18 @@ def _read_vendor(check: Checker, vendor: LocatedDict, catalog: Catalog) -> None:
             if app_id:
                 app_ids.append(app_id)
     if vendor_id:
-        catalog.vendors[vendor_id] = Vendor(vendor_id, str(vendor.get("name", vendor_id)), country, tuple(app_ids), source)
+        catalog.vendors[vendor_id] = Vendor(
+            vendor_id, str(vendor.get("name", vendor_id)), country, tuple(app_ids), source
+        )
 
 
 def _read_app(check: Checker, app: LocatedDict, vendor_id: str, catalog: Catalog) -> str | None:
-    check.keys(app, "an app", ("id", "name", "categories", "source", "hosts", "weights", "models", "note"), ("id", "name", "categories", "source"))
+    check.keys(
+        app,
+        "an app",
+        ("id", "name", "categories", "source", "hosts", "weights", "models", "note"),
+        ("id", "name", "categories", "source"),
+    )
     app_id = check.identifier(app, "id", "app")
     what = f"app {app_id!r}"
     if app_id in catalog.apps:
@@ -164,7 +183,11 @@ def _read_app(check: Checker, app: LocatedDict, vendor_id: str, catalog: Catalog
     categories = []
     for category, position in check.strings(app, "categories", what):
         if category not in catalog.categories:
-            check.error(position, "unknown-category", f"{what} names category {category!r}, which the catalogue does not define (defined: {', '.join(catalog.categories)})")
+            check.error(
+                position,
+                "unknown-category",
+                f"{what} names category {category!r}, which the catalogue does not define (defined: {', '.join(catalog.categories)})",
+            )
         categories.append(category)
     targets: list[Target] = []
     for body, position in check.items(app, "hosts", what):
@@ -182,7 +205,11 @@ def _read_app(check: Checker, app: LocatedDict, vendor_id: str, catalog: Catalog
                 check.error(entry.value_positions["host"], "bad-host", str(error))
                 continue
             if target.kind != "domain":
-                check.error(entry.value_positions["host"], "bad-host", f"catalogue host {host!r} must be a domain, not an address or path")
+                check.error(
+                    entry.value_positions["host"],
+                    "bad-host",
+                    f"catalogue host {host!r} must be a domain, not an address or path",
+                )
                 continue
             targets.append(target)
     for body, position in check.items(app, "weights", what):
@@ -201,7 +228,9 @@ def _read_app(check: Checker, app: LocatedDict, vendor_id: str, catalog: Catalog
                     check.error(entry.value_positions["name"], "bad-weights", str(error))
     models = tuple(m.lower() for m, _ in check.strings(app, "models", what))
     if app_id:
-        catalog.apps[app_id] = App(app_id, str(app.get("name", app_id)), vendor_id, tuple(categories), tuple(targets), models, source)
+        catalog.apps[app_id] = App(
+            app_id, str(app.get("name", app_id)), vendor_id, tuple(categories), tuple(targets), models, source
+        )
         for target in targets:
             if target.kind == "domain":
                 catalog.index.add(target.host, app_id)

@@ -46,7 +46,7 @@ class Checker:
         sequence = self.sequence(mapping[key], mapping.value_positions[key], f"{what}.{key}")
         if sequence is None:
             return []
-        return list(zip(sequence, sequence.item_positions))
+        return list(zip(sequence, sequence.item_positions, strict=True))
 
     def entries(self, mapping: LocatedDict, key: str, what: str) -> list[tuple[str, Any, Position]]:
         """The (key, value, position) entries of an optional mapping under ``key``."""
@@ -57,9 +57,7 @@ class Checker:
             return []
         return [(k, v, inner.value_positions[k]) for k, v in inner.items()]
 
-    def keys(
-        self, mapping: LocatedDict, what: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> None:
+    def keys(self, mapping: LocatedDict, what: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
         for key, position in mapping.key_positions.items():
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
@@ -79,7 +77,11 @@ class Checker:
         value = mapping[key]
         if isinstance(value, str) and (value.strip() or not required):
             return value
-        self.error(mapping.value_positions[key], "wrong-type", f"{what}.{key} must be a non-empty string, got {_describe(value)}")
+        self.error(
+            mapping.value_positions[key],
+            "wrong-type",
+            f"{what}.{key} must be a non-empty string, got {_describe(value)}",
+        )
         return None
 
     def identifier(self, mapping: LocatedDict, key: str, what: str) -> str | None:
@@ -119,11 +121,15 @@ class Checker:
         if items is None:
             return []
         result = []
-        for item, position in zip(items, items.item_positions):
+        for item, position in zip(items, items.item_positions, strict=True):
             if isinstance(item, str) and item.strip():
                 result.append((item.strip(), position))
             else:
-                self.error(position, "wrong-type", f"each entry of {what}.{key} must be a non-empty string, got {_describe(item)}")
+                self.error(
+                    position,
+                    "wrong-type",
+                    f"each entry of {what}.{key} must be a non-empty string, got {_describe(item)}",
+                )
         return result
 
 

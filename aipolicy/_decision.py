@@ -120,7 +120,9 @@ def _decide_name(policy: Policy, name: str, raw_path: str | None, names: tuple[s
     return _default(policy)
 
 
-def _verdict(policy: Policy, rule: Rule, name: str, app_id: str | None, names: tuple[str, ...], final: bool = True) -> Decision:
+def _verdict(
+    policy: Policy, rule: Rule, name: str, app_id: str | None, names: tuple[str, ...], final: bool = True
+) -> Decision:
     catalog = policy.catalog
     app = catalog.apps.get(app_id) if app_id else catalog.app_for_host(name)
     vendor = catalog.vendors.get(app.vendor) if app else None
@@ -160,5 +162,3 @@ def _default(policy: Policy) -> Decision:
 def _default_reason(action: str, subject: str, rule_id: str) -> str:
     verb = {"block": "is blocked", "monitor": "is monitored", "allow": "is allowed"}[action]
     return f"{subject} {verb} by rule {rule_id}"
-
-

@@ -1,9 +1,9 @@
 """The exceptions aipolicy raises.
 
-    AipolicyError
-    ├── PolicyError        a policy, catalogue or list file does not load;
-    │                      ``.problems`` holds every problem found
-    └── EventLogError      the event log cannot be written
+AipolicyError
+├── PolicyError        a policy, catalogue or list file does not load;
+│                      ``.problems`` holds every problem found
+└── EventLogError      the event log cannot be written
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ _LIMITS = {"path": 2048, "user_agent": 512, "host": 255, "sni": 255, "user": 256
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _clip(field: str, value: str) -> str:

@@ -60,12 +60,14 @@ class HostIndex(Generic[T]):
         self.size = 0
 
     def add(self, pattern: str, value: T) -> None:
+        one: tuple[T, ...] = (value,)
+        none: tuple[T, ...] = ()
         if pattern.startswith("*."):
-            key, on_self, on_parent = pattern[2:], (), (value,)
+            key, on_self, on_parent = pattern[2:], none, one
         elif pattern.startswith("="):
-            key, on_self, on_parent = pattern[1:], (value,), ()
+            key, on_self, on_parent = pattern[1:], one, none
         else:
-            key, on_self, on_parent = pattern, (value,), (value,)
+            key, on_self, on_parent = pattern, one, one
         existing = self._table.get(key)
         self._table[key] = _merge(existing, (on_self, on_parent)) if existing else (on_self, on_parent)
         self.size += 1
@@ -97,7 +99,9 @@ class HostIndex(Generic[T]):
         return found
 
 
-def _merge(a: tuple[tuple[T, ...], tuple[T, ...]], b: tuple[tuple[T, ...], tuple[T, ...]]) -> tuple[tuple[T, ...], tuple[T, ...]]:
+def _merge(
+    a: tuple[tuple[T, ...], tuple[T, ...]], b: tuple[tuple[T, ...], tuple[T, ...]]
+) -> tuple[tuple[T, ...], tuple[T, ...]]:
     return (a[0] + tuple(v for v in b[0] if v not in a[0]), a[1] + tuple(v for v in b[1] if v not in a[1]))
 
 

@@ -69,9 +69,7 @@ def load_located(text: str, filename: str) -> tuple[Any, list[Problem]]:
     try:
         data = _build(root, loader, filename, problems, counter)
     except _TooLarge:
-        return None, [
-            Problem(filename, 1, 1, "too-large", f"more than {MAX_NODES:,} YAML values (alias expansion?)")
-        ]
+        return None, [Problem(filename, 1, 1, "too-large", f"more than {MAX_NODES:,} YAML values (alias expansion?)")]
     return data, problems
 
 
@@ -92,7 +90,13 @@ def _build(node: yaml.Node, loader: Any, filename: str, problems: list[Problem],
             if key in mapping:
                 line, column = _position(key_node)
                 problems.append(
-                    Problem(filename, line, column, "duplicate-key", f"duplicate key {key!r}; the later value would silently win")
+                    Problem(
+                        filename,
+                        line,
+                        column,
+                        "duplicate-key",
+                        f"duplicate key {key!r}; the later value would silently win",
+                    )
                 )
             mapping[key] = _build(value_node, loader, filename, problems, counter)
             mapping.key_positions[key] = _position(key_node)

@@ -34,9 +34,13 @@ def block_page(decision: Decision, url: str, title: str) -> str:
         rows.append(("Questions", decision.contact))
     items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
     reference = directive.get("reference", "")
-    link = f'<p><a href="{esc(reference)}" rel="noreferrer">Read the directive</a></p>' if reference.startswith(("https://", "http://")) else ""
+    link = (
+        f'<p><a href="{esc(reference)}" rel="noreferrer">Read the directive</a></p>'
+        if reference.startswith(("https://", "http://"))
+        else ""
+    )
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{esc(title)}</h1><p>This request was not sent. Your organisation's AI-app policy does not allow it.</p>"

@@ -37,7 +37,6 @@ LIST_FORMATS = ("plain", "hosts")
 Entry = tuple[int, PathPattern | None, str | None]
 
 
-
 @dataclass(frozen=True)
 class Rule:
     id: str
@@ -81,11 +80,15 @@ def load_policy(path: str | Path) -> Policy:
     try:
         raw = Path(path).read_bytes()
     except OSError as error:
-        raise PolicyError([Problem(filename, 1, 1, "unreadable", f"cannot read policy: {error.strerror or error}")]) from None
+        raise PolicyError(
+            [Problem(filename, 1, 1, "unreadable", f"cannot read policy: {error.strerror or error}")]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise PolicyError([Problem(filename, 1, 1, "not-utf8", f"policy is not UTF-8 text (byte {error.start})")]) from None
+        raise PolicyError(
+            [Problem(filename, 1, 1, "not-utf8", f"policy is not UTF-8 text (byte {error.start})")]
+        ) from None
     data, problems = load_located(text, filename)
     loader = _PolicyLoader(Checker(filename), Path(path).parent)
     loader.check.problems.extend(problems)
@@ -112,7 +115,11 @@ class _PolicyLoader:
             return None
         check.keys(root, "the policy", POLICY_KEYS, ("version", "rules"))
         if "version" in root and root["version"] != 1:
-            check.error(root.value_positions["version"], "bad-version", f"policy version {root['version']!r} is not supported (valid: 1)")
+            check.error(
+                root.value_positions["version"],
+                "bad-version",
+                f"policy version {root['version']!r} is not supported (valid: 1)",
+            )
         default = check.choice(root, "default", "policy", ACTIONS) or "allow"
         self.catalog = self._read_catalog(root)
         digest.update(self.catalog.sha256.encode() if self.catalog else b"")
@@ -158,7 +165,11 @@ class _PolicyLoader:
             catalog = load_catalog(path)
         except PolicyError as error:
             if name:
-                self.check.error(root.value_positions["catalog"], "bad-catalog", f"the catalogue {str(path)!r} does not load (details follow)")
+                self.check.error(
+                    root.value_positions["catalog"],
+                    "bad-catalog",
+                    f"the catalogue {str(path)!r} does not load (details follow)",
+                )
             self.check.problems.extend(error.problems)
             return None
         self.files.append(str(path))
@@ -180,7 +191,9 @@ class _PolicyLoader:
             if isinstance(settings["log_query"], bool):
                 result["log_query"] = settings["log_query"]
             else:
-                self.check.error(settings.value_positions["log_query"], "wrong-type", "settings.log_query must be true or false")
+                self.check.error(
+                    settings.value_positions["log_query"], "wrong-type", "settings.log_query must be true or false"
+                )
         return result
 
     def _read_lists(self, root: LocatedDict, digest: Any) -> None:
@@ -189,13 +202,15 @@ class _PolicyLoader:
                 self.lists[name] = self._read_list_file(name, body, digest)
             elif isinstance(body, LocatedList):
                 entries = ListEntries()
-                for item, item_position in zip(body, body.item_positions):
+                for item, item_position in zip(body, body.item_positions, strict=True):
                     target = self._target(item, item_position, f"list {name!r}")
                     if target is not None:
                         entries.targets.append((target, item_position))
                 self.lists[name] = entries
             else:
-                self.check.error(position, "wrong-type", f"list {name!r} must be a list of targets or a mapping with 'file'")
+                self.check.error(
+                    position, "wrong-type", f"list {name!r} must be a list of targets or a mapping with 'file'"
+                )
 
     def _read_list_file(self, name: str, body: LocatedDict, digest: Any) -> ListEntries:
         check = self.check
@@ -208,7 +223,11 @@ class _PolicyLoader:
         try:
             raw = path.read_bytes()
         except OSError as error:
-            check.error(body.value_positions["file"], "unreadable", f"list {name!r}: cannot read {str(path)!r}: {error.strerror or error}")
+            check.error(
+                body.value_positions["file"],
+                "unreadable",
+                f"list {name!r}: cannot read {str(path)!r}: {error.strerror or error}",
+            )
             return ListEntries()
         digest.update(raw)
         self.files.append(str(path))
@@ -230,11 +249,19 @@ class _PolicyLoader:
         rule_id = check.identifier(rule, "id", "rule")
         what = f"rule {rule_id!r}" if rule_id else "a rule"
         if rule_id and rule_id in seen:
-            check.error(rule.value_positions["id"], "duplicate-id", f"rule id {rule_id!r} is already used on line {seen[rule_id]}")
+            check.error(
+                rule.value_positions["id"],
+                "duplicate-id",
+                f"rule id {rule_id!r} is already used on line {seen[rule_id]}",
+            )
         if rule_id:
             seen[rule_id] = rule.position[0]
         if rule.get("action") in PLANNED_ACTIONS:
-            check.error(rule.value_positions["action"], "unsupported-action", f"{what}: action {rule['action']!r} is not available in this version (valid: {', '.join(ACTIONS)})")
+            check.error(
+                rule.value_positions["action"],
+                "unsupported-action",
+                f"{what}: action {rule['action']!r} is not available in this version (valid: {', '.join(ACTIONS)})",
+            )
             action = None
         else:
             action = check.choice(rule, "action", what, ACTIONS)
@@ -247,9 +274,15 @@ class _PolicyLoader:
             if isinstance(value, datetime.date):
                 review = value.isoformat()
                 if value < datetime.date.today():
-                    check.warning(rule.value_positions["review"], "review-due", f"{what} was due for review on {review}")
+                    check.warning(
+                        rule.value_positions["review"], "review-due", f"{what} was due for review on {review}"
+                    )
             else:
-                check.error(rule.value_positions["review"], "bad-date", f"{what}.review must be a date like 2026-06-30, got {value!r}")
+                check.error(
+                    rule.value_positions["review"],
+                    "bad-date",
+                    f"{what}.review must be a date like 2026-06-30, got {value!r}",
+                )
         text = {key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")}
         self._check_match(rule, what)
         if not rule_id or not action:
@@ -269,7 +302,11 @@ class _PolicyLoader:
         result = {k: str(v) for k, v in directive.items() if k in DIRECTIVE_KEYS}
         reference = result.get("reference", "")
         if reference and not reference.startswith(("https://", "http://")):
-            self.check.error(directive.value_positions["reference"], "bad-reference", f"{what}.directive.reference must be a URL, got {reference!r}")
+            self.check.error(
+                directive.value_positions["reference"],
+                "bad-reference",
+                f"{what}.directive.reference must be a URL, got {reference!r}",
+            )
         return result
 
     def _check_match(self, rule: LocatedDict, what: str) -> None:
@@ -278,9 +315,13 @@ class _PolicyLoader:
             return
         self.check.keys(match, f"{what}.match", MATCH_KEYS)
         if not any(key in match for key in MATCH_KEYS):
-            self.check.error(match.position, "empty-match", f"{what}.match matches nothing (use one of: {', '.join(MATCH_KEYS)})")
+            self.check.error(
+                match.position, "empty-match", f"{what}.match matches nothing (use one of: {', '.join(MATCH_KEYS)})"
+            )
 
-    def _index_rule(self, rule: LocatedDict, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry], always: list[Entry]) -> None:
+    def _index_rule(
+        self, rule: LocatedDict, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry], always: list[Entry]
+    ) -> None:
         match = rule.get("match")
         if not isinstance(match, LocatedDict):
             return
@@ -293,20 +334,32 @@ class _PolicyLoader:
         kinds = {"domains": ("domain",), "hosts": ("domain",), "ips": ("network",), "urls": ("url",)}
         for key, allowed in kinds.items():
             for text, position in self.check.strings(match, key, f"{what}.match"):
-                target = self._target(("=" + text if key == "hosts" and not text.startswith("=") else text), position, f"{what}.match.{key}")
+                target = self._target(
+                    ("=" + text if key == "hosts" and not text.startswith("=") else text),
+                    position,
+                    f"{what}.match.{key}",
+                )
                 if target is None:
                     continue
                 if target.kind not in allowed:
-                    self.check.error(position, "wrong-kind", f"{what}.match.{key}: {text!r} is a {target.kind}; put it under {_key_for(target.kind)}")
+                    self.check.error(
+                        position,
+                        "wrong-kind",
+                        f"{what}.match.{key}: {text!r} is a {target.kind}; put it under {_key_for(target.kind)}",
+                    )
                     continue
                 targets.append((target, None))
         for name, position in self.check.strings(match, "lists", f"{what}.match"):
             if name not in self.lists:
-                self.check.error(position, "unknown-list", f"{what} refers to list {name!r}, which is not defined under 'lists' (defined: {', '.join(self.lists) or 'none'})")
+                self.check.error(
+                    position,
+                    "unknown-list",
+                    f"{what} refers to list {name!r}, which is not defined under 'lists' (defined: {', '.join(self.lists) or 'none'})",
+                )
                 continue
             self._index_list(name, index, hosts, networks)
-        for app in self._catalog_apps(match, what):
-            targets.extend((target, app) for target in self.catalog.apps[app].targets)  # type: ignore[union-attr]
+        for app_id in self._catalog_apps(match, what):
+            targets.extend((target, app_id) for target in self.catalog.apps[app_id].targets)  # type: ignore[union-attr]
         for target, app in targets:
             _index_target(target, (index, target.path, app), hosts, networks)
 
@@ -325,7 +378,11 @@ class _PolicyLoader:
         for key, known in references:
             for name, position in self.check.strings(match, key, f"{what}.match"):
                 if name not in known:
-                    self.check.error(position, f"unknown-{key[:-1] if key != 'categories' else 'category'}", f"{what}.match.{key}: {name!r} is not in the catalogue (known: {_sample(known)})")
+                    self.check.error(
+                        position,
+                        f"unknown-{key[:-1] if key != 'categories' else 'category'}",
+                        f"{what}.match.{key}: {name!r} is not in the catalogue (known: {_sample(known)})",
+                    )
                 elif key == "vendors":
                     apps.extend(catalog.vendors[name].apps)
                 elif key == "apps":
@@ -400,4 +457,6 @@ class ListEntries:
 _DOMAIN = r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z_][a-z0-9_-]{0,62}"
 _PLAIN_LINE = re.compile(rf"^{_DOMAIN}$", re.M)
 _OTHER_LINE = re.compile(rf"^(?!{_DOMAIN}$).+$", re.M)
-_HOSTS_FILE_LOCAL = frozenset(("localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback"))
+_HOSTS_FILE_LOCAL = frozenset(
+    ("localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback")
+)

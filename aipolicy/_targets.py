@@ -1,13 +1,13 @@
 """The one syntax for what a rule, list or catalogue entry matches.
 
-    example.com            example.com and every subdomain (label boundaries)
-    *.example.com          subdomains only
-    =example.com           that host only
-    192.0.2.7  2001:db8::1 an IP address
-    192.0.2.0/24           a network (CIDR)
-    example.com/some/path  a path on a host: a segment-aligned prefix, or a
-    example.com/org/*      glob where * matches anything (case-insensitive,
-                           percent-decoded before matching)
+example.com            example.com and every subdomain (label boundaries)
+*.example.com          subdomains only
+=example.com           that host only
+192.0.2.7  2001:db8::1 an IP address
+192.0.2.0/24           a network (CIDR)
+example.com/some/path  a path on a host: a segment-aligned prefix, or a
+example.com/org/*      glob where * matches anything (case-insensitive,
+                       percent-decoded before matching)
 """
 
 from __future__ import annotations
@@ -69,9 +69,7 @@ def _parse_host_pattern(host_part: str, original: str) -> str:
     elif host_part.startswith("="):
         prefix, host_part = "=", host_part[1:]
     if "*" in host_part:
-        raise ValueError(
-            f"{original!r}: a wildcard is only allowed as a leading '*.' (subdomains only)"
-        )
+        raise ValueError(f"{original!r}: a wildcard is only allowed as a leading '*.' (subdomains only)")
     if ":" in host_part.strip("[]") and host_part.count(":") == 1:
         raise ValueError(f"{original!r}: ports are not matched; write the host without ':port'")
     host = normalise_host(host_part)

@@ -49,10 +49,16 @@ def list_apps(policy_path: str | None, category: str | None, vendor: str | None,
     """
     cat = load_or_fail(policy_path).catalog
     if category and category not in cat.categories:
-        raise click.BadParameter(f"{category!r} is not a category (known: {', '.join(cat.categories)})", param_hint="--category")
+        raise click.BadParameter(
+            f"{category!r} is not a category (known: {', '.join(cat.categories)})", param_hint="--category"
+        )
     if vendor and vendor not in cat.vendors:
         raise click.BadParameter(f"{vendor!r} is not a vendor id (see 'aipolicy catalog list')", param_hint="--vendor")
-    apps = [a for a in cat.apps.values() if (not category or category in a.categories) and (not vendor or a.vendor == vendor)]
+    apps = [
+        a
+        for a in cat.apps.values()
+        if (not category or category in a.categories) and (not vendor or a.vendor == vendor)
+    ]
     rows = [_app_dict(cat, a) for a in apps]
     if as_json:
         echo_json({"apps": rows})

@@ -88,13 +88,31 @@ def _parse_header(value: str) -> tuple[str, str]:
 @click.argument("url")
 @policy_option
 @click.option("--method", default="GET", show_default=True, help="HTTP method.")
-@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE", help="A request header; repeatable. 'Host:NAME' adds a Host header.")
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME:VALUE",
+    help="A request header; repeatable. 'Host:NAME' adds a Host header.",
+)
 @click.option("--sni", default="", help="The TLS server name the client sends, if it differs from the URL's host.")
-@click.option("--body-file", type=click.Path(exists=True, dir_okay=False), help="Request body to decide on (read, never printed).")
+@click.option(
+    "--body-file", type=click.Path(exists=True, dir_okay=False), help="Request body to decide on (read, never printed)."
+)
 @click.option("--user", default="", help="The authenticated user making the request.")
 @click.option("--client-ip", default="192.0.2.10", show_default=True, help="The client's address.")
 @json_option
-def test_url(url: str, policy_path: str | None, method: str, headers: tuple[str, ...], sni: str, body_file: str | None, user: str, client_ip: str, as_json: bool) -> None:
+def test_url(
+    url: str,
+    policy_path: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    sni: str,
+    body_file: str | None,
+    user: str,
+    client_ip: str,
+    as_json: bool,
+) -> None:
     """Show what the proxy would do with a request: the same decision function it calls.
 
     \b
@@ -114,7 +132,17 @@ def test_url(url: str, policy_path: str | None, method: str, headers: tuple[str,
         raise click.BadParameter(f"{url!r} has no host", param_hint="URL")
     names = tuple(n for n in (host, sni, header_map.get("host", "")) if n)
     body = Path(body_file).read_bytes() if body_file else None
-    facts = RequestFacts(hosts=names, path=path, method=method.upper(), scheme=scheme, port=port, client_ip=client_ip, user=user, headers=header_map, body=body)
+    facts = RequestFacts(
+        hosts=names,
+        path=path,
+        method=method.upper(),
+        scheme=scheme,
+        port=port,
+        client_ip=client_ip,
+        user=user,
+        headers=header_map,
+        body=body,
+    )
     decision = aipolicy.decide(loaded, facts)
     if as_json:
         echo_json({"url": url, **decision.as_dict()})
@@ -132,10 +160,15 @@ def _print_decision(decision: Decision, url: str) -> None:
     table.add_row("Rule", escape(decision.rule))
     table.add_row("Reason", escape(decision.reason))
     if decision.app:
-        table.add_row("App", escape(f"{decision.app_name} ({decision.app}) — {decision.vendor_name}, {decision.country}"))
+        table.add_row(
+            "App", escape(f"{decision.app_name} ({decision.app}) — {decision.vendor_name}, {decision.country}")
+        )
         table.add_row("Categories", escape(", ".join(decision.categories)))
     if decision.directive:
-        table.add_row("Directive", escape(" — ".join(v for v in (decision.directive.get("id", ""), decision.directive.get("title", "")) if v)))
+        table.add_row(
+            "Directive",
+            escape(" — ".join(v for v in (decision.directive.get("id", ""), decision.directive.get("title", "")) if v)),
+        )
     table.add_row("Matched host", escape(decision.host))
     table.add_row("Policy", decision.policy)
     stdout.print(table)

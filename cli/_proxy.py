@@ -22,12 +22,21 @@ def find_mitmdump() -> str:
         return str(beside)
     found = shutil.which("mitmdump")
     if not found:
-        raise click.ClickException("mitmdump not found: install mitmproxy into this environment (pip install aipolicy brings it)")
+        raise click.ClickException(
+            "mitmdump not found: install mitmproxy into this environment (pip install aipolicy brings it)"
+        )
     return found
 
 
 def mitmdump_command(
-    policy_path: str, host: str, port: int, log: str, confdir: str | None, block_page: bool, proxy_id: str, extra: tuple[str, ...]
+    policy_path: str,
+    host: str,
+    port: int,
+    log: str,
+    confdir: str | None,
+    block_page: bool,
+    proxy_id: str,
+    extra: tuple[str, ...],
 ) -> list[str]:
     command = [
         find_mitmdump(),
@@ -49,14 +58,45 @@ def mitmdump_command(
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @policy_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on. Use 0.0.0.0 only behind a firewall or with proxy authentication.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Use 0.0.0.0 only behind a firewall or with proxy authentication.",
+)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--log", "log_path", envvar="AIPOLICY_LOG", default="aipolicy-events.jsonl", show_default=True, help="Event log (JSON Lines); '-' for standard output.")
-@click.option("--confdir", type=click.Path(file_okay=False), default=None, help="mitmproxy configuration directory, where the CA lives (default: ~/.mitmproxy).")
-@click.option("--block-page/--no-block-page", default=False, show_default=True, help="For blocked HTTPS sites, decrypt and show the block page instead of refusing the CONNECT (clients must trust the CA).")
+@click.option(
+    "--log",
+    "log_path",
+    envvar="AIPOLICY_LOG",
+    default="aipolicy-events.jsonl",
+    show_default=True,
+    help="Event log (JSON Lines); '-' for standard output.",
+)
+@click.option(
+    "--confdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="mitmproxy configuration directory, where the CA lives (default: ~/.mitmproxy).",
+)
+@click.option(
+    "--block-page/--no-block-page",
+    default=False,
+    show_default=True,
+    help="For blocked HTTPS sites, decrypt and show the block page instead of refusing the CONNECT (clients must trust the CA).",
+)
 @click.option("--proxy-id", default="", help="This proxy's name in events (default: the host name).")
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
-def proxy(policy_path: str | None, host: str, port: int, log_path: str, confdir: str | None, block_page: bool, proxy_id: str, mitmdump_args: tuple[str, ...]) -> None:
+def proxy(
+    policy_path: str | None,
+    host: str,
+    port: int,
+    log_path: str,
+    confdir: str | None,
+    block_page: bool,
+    proxy_id: str,
+    mitmdump_args: tuple[str, ...],
+) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
 
     Arguments after -- go to mitmdump unchanged. The policy is validated first;

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
@@ -52,10 +51,16 @@ class Enforcer:
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")
         loader.add_option(
-            "aipolicy_log", str, "aipolicy-events.jsonl", "Event log file (JSON Lines), appended to. '-' writes to standard output."
+            "aipolicy_log",
+            str,
+            "aipolicy-events.jsonl",
+            "Event log file (JSON Lines), appended to. '-' writes to standard output.",
         )
         loader.add_option(
-            "aipolicy_reload", str, "2", "Seconds between checks of the policy files for changes; 0 turns hot reload off."
+            "aipolicy_reload",
+            str,
+            "2",
+            "Seconds between checks of the policy files for changes; 0 turns hot reload off.",
         )
         loader.add_option(
             "aipolicy_block_page",
@@ -84,7 +89,9 @@ class Enforcer:
             try:
                 self.reload_interval = float(ctx.options.aipolicy_reload)
             except ValueError:
-                raise exceptions.OptionsError(f"aipolicy_reload must be a number of seconds, got {ctx.options.aipolicy_reload!r}") from None
+                raise exceptions.OptionsError(
+                    f"aipolicy_reload must be a number of seconds, got {ctx.options.aipolicy_reload!r}"
+                ) from None
             if self.reload_interval < 0:
                 raise exceptions.OptionsError("aipolicy_reload must not be negative")
         if ctx.options.connection_strategy != "lazy":
@@ -145,13 +152,25 @@ class Enforcer:
         except PolicyError as error:
             self.rejected = current
             logger.error(f"aipolicy: new policy {path!r} rejected; still enforcing {self._hash()}:\n{error}")
-            self._write(aipolicy.system_event("policy_rejected", str(error), policy=self._hash(), proxy_id=self._proxy_id(), file=path))
+            self._write(
+                aipolicy.system_event(
+                    "policy_rejected", str(error), policy=self._hash(), proxy_id=self._proxy_id(), file=path
+                )
+            )
             return
         old = self._hash()
         self.policy, self.fingerprint, self.rejected = policy, _fingerprint(policy.files), ()
         logger.warning(f"aipolicy: policy reloaded: {old} -> {policy.hash}")
         self._summary()
-        self._write(aipolicy.system_event("policy_loaded", f"policy reloaded from {path}", policy=policy.hash, proxy_id=self._proxy_id(), previous=old))
+        self._write(
+            aipolicy.system_event(
+                "policy_loaded",
+                f"policy reloaded from {path}",
+                policy=policy.hash,
+                proxy_id=self._proxy_id(),
+                previous=old,
+            )
+        )
 
     # --- hooks ------------------------------------------------------------
 
@@ -160,7 +179,9 @@ class Enforcer:
             return
         state = self._state(flow.client_conn)
         try:
-            facts = self._facts(flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port)
+            facts = self._facts(
+                flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port
+            )
             state.user = facts.user
             decision = self._decide(facts)
             if decision.blocked:
@@ -234,10 +255,19 @@ class Enforcer:
         request = flow.request
         state = self._state(flow.client_conn)
         names = (request.host, state.sni or flow.client_conn.sni or "", request.host_header or "")
-        facts = self._facts(flow.client_conn, tuple(n for n in names if n), flow=flow, method=request.method, port=request.port, path=request.path)
+        facts = self._facts(
+            flow.client_conn,
+            tuple(n for n in names if n),
+            flow=flow,
+            method=request.method,
+            port=request.port,
+            path=request.path,
+        )
         decision = self._decide(facts)
         if state.pending and not decision.blocked:
-            decision = state.pending  # blocked for a reason the request alone does not show (an error, an unwritable log)
+            decision = (
+                state.pending
+            )  # blocked for a reason the request alone does not show (an error, an unwritable log)
         flow.metadata["aipolicy"] = decision
         if decision.blocked:
             self._block(flow, decision, facts)
@@ -250,7 +280,16 @@ class Enforcer:
             raise RuntimeError("no policy loaded")
         return self.decide(self.policy, facts)
 
-    def _facts(self, client: connection.Client, names: tuple[str, ...], *, flow: http.HTTPFlow | None = None, method: str = "", port: int = 0, path: str | None = None) -> RequestFacts:
+    def _facts(
+        self,
+        client: connection.Client,
+        names: tuple[str, ...],
+        *,
+        flow: http.HTTPFlow | None = None,
+        method: str = "",
+        port: int = 0,
+        path: str | None = None,
+    ) -> RequestFacts:
         headers = {}
         user = ""
         if flow is not None:
@@ -271,7 +310,9 @@ class Enforcer:
 
     def _refuse_connect(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
         flow.metadata["aipolicy"] = decision
-        flow.response = http.Response.make(403, aipolicy.json_error(decision), self._block_headers(decision, "application/json"))
+        flow.response = http.Response.make(
+            403, aipolicy.json_error(decision), self._block_headers(decision, "application/json")
+        )
         self._record(decision, facts, "connect", flow=flow)
 
     def _block(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
@@ -294,7 +335,16 @@ class Enforcer:
             "proxy-status": f'aipolicy; error=http_request_denied; details="rule {decision.rule}"',
         }
 
-    def _record(self, decision: Decision, facts: RequestFacts, stage: str, *, flow: http.HTTPFlow | None = None, sni: str = "", note: str = "") -> bool:
+    def _record(
+        self,
+        decision: Decision,
+        facts: RequestFacts,
+        stage: str,
+        *,
+        flow: http.HTTPFlow | None = None,
+        sni: str = "",
+        note: str = "",
+    ) -> bool:
         """Write the event; False if it could not be written (the caller then fails closed)."""
         user_agent = flow.request.headers.get("user-agent", "") if flow is not None else ""
         if flow is not None and not sni:
@@ -326,8 +376,15 @@ class Enforcer:
         logger.exception(f"aipolicy: error while deciding {flow.request.host!r}; blocking (fail closed)")
         names = tuple(n for n in (flow.request.host, flow.request.host_header or "") if n)
         decision = _error_decision(error, self._hash(), names)
-        facts = RequestFacts(hosts=names, path=flow.request.path if stage == "request" else None, method=flow.request.method, client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "")
-        flow.response = http.Response.make(403, aipolicy.json_error(decision), self._block_headers(decision, "application/json"))
+        facts = RequestFacts(
+            hosts=names,
+            path=flow.request.path if stage == "request" else None,
+            method=flow.request.method,
+            client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "",
+        )
+        flow.response = http.Response.make(
+            403, aipolicy.json_error(decision), self._block_headers(decision, "application/json")
+        )
         try:
             self._record(decision, facts, stage, flow=flow)
         except Exception:
@@ -378,4 +435,3 @@ def _fingerprint(files: tuple[str, ...]) -> tuple[object, ...]:
 
 
 _HOSTNAME = aipolicy.default_proxy_id()
-

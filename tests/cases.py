@@ -22,7 +22,11 @@ class Case:
 
     def render(self, marker: str, http_port: int, https_port: int) -> Case:
         def fill(text: str) -> str:
-            return text.replace("{m}", marker).replace("HTTPS", f"127.0.0.1:{https_port}").replace("HTTP", f"127.0.0.1:{http_port}")
+            return (
+                text.replace("{m}", marker)
+                .replace("HTTPS", f"127.0.0.1:{https_port}")
+                .replace("HTTP", f"127.0.0.1:{http_port}")
+            )
 
         return Case(self.name, fill(self.url), self.action, self.rule, fill(self.sni), fill(self.host_header))
 
@@ -33,16 +37,41 @@ CASES = [
     Case("banned apex domain", "http://deepseek.com/{m}", "block", "deepseek"),
     Case("upper case and trailing dot, plain HTTP", "http://{m}.CHAT.DeepSeek.COM./", "block", "deepseek"),
     Case("upper case and trailing dot, CONNECT", "https://{m}.API.DEEPSEEK.COM./", "block", "deepseek"),
-    Case("banned name by SNI only (CONNECT to an IP address)", "https://HTTPS/{m}", "block", "deepseek", sni="{m}.chat.deepseek.com"),
-    Case("banned name by Host header only", "http://HTTP/{m}", "block", "deepseek", host_header="{m}.chat.deepseek.com"),
+    Case(
+        "banned name by SNI only (CONNECT to an IP address)",
+        "https://HTTPS/{m}",
+        "block",
+        "deepseek",
+        sni="{m}.chat.deepseek.com",
+    ),
+    Case(
+        "banned name by Host header only", "http://HTTP/{m}", "block", "deepseek", host_header="{m}.chat.deepseek.com"
+    ),
     Case("exact host from the catalogue", "http://deepseek.example/{m}", "block", "deepseek"),
     Case("subdomain of an exact-only host is not matched", "http://{m}.deepseek.example/", "allow", "default"),
     Case("address in a listed network", "http://203.0.113.9/{m}", "block", "extra-list"),
     Case("subdomain-only list entry", "http://{m}.sub.example/", "block", "extra-list"),
-    Case("weights download of a banned org", "https://huggingface.co/deepseek-ai/DeepSeek-R1/resolve/main/{m}.safetensors", "block", "deepseek"),
-    Case("weights path percent-encoded", "https://huggingface.co/deepseek%2Dai/DeepSeek-V3/resolve/main/{m}", "block", "deepseek"),
-    Case("allowed path under a banned org", "https://huggingface.co/deepseek-ai/public-docs/{m}", "allow", "allow-hf-public"),
-    Case("another org's weights stay reachable", "https://huggingface.co/Qwen/Qwen2/resolve/main/{m}", "allow", "default"),
+    Case(
+        "weights download of a banned org",
+        "https://huggingface.co/deepseek-ai/DeepSeek-R1/resolve/main/{m}.safetensors",
+        "block",
+        "deepseek",
+    ),
+    Case(
+        "weights path percent-encoded",
+        "https://huggingface.co/deepseek%2Dai/DeepSeek-V3/resolve/main/{m}",
+        "block",
+        "deepseek",
+    ),
+    Case(
+        "allowed path under a banned org",
+        "https://huggingface.co/deepseek-ai/public-docs/{m}",
+        "allow",
+        "allow-hf-public",
+    ),
+    Case(
+        "another org's weights stay reachable", "https://huggingface.co/Qwen/Qwen2/resolve/main/{m}", "allow", "default"
+    ),
     Case("monitored AI API over plain HTTP", "http://api.openai.com/v1/{m}", "monitor", "ai-monitor"),
     Case("monitored AI site over CONNECT", "https://{m}.chatgpt.com/", "monitor", "ai-monitor"),
     Case("non-AI host over plain HTTP", "http://HTTP/{m}", "allow", "default"),

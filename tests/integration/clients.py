@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from ..cases import Case
+from tests.cases import Case
+
 from .harness import Proxy, connect_tls, http_over
 
 
@@ -39,7 +40,9 @@ def send(proxy: Proxy, case: Case, upstream_ca: Path, accept: str = "application
     headers = {"accept": accept}
     if case.host_header:
         headers["host"] = case.host_header
-    with httpx.Client(proxy=proxy.url, verify=client_context(proxy.ca, upstream_ca), timeout=10, trust_env=False) as client:
+    with httpx.Client(
+        proxy=proxy.url, verify=client_context(proxy.ca, upstream_ca), timeout=10, trust_env=False
+    ) as client:
         try:
             response = client.get(case.url, headers=headers)
         except httpx.ProxyError as error:

@@ -9,7 +9,15 @@ import pytest
 from .harness import Proxy, Upstream, make_certificate, start_proxy, start_upstream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-UPSTREAM_NAMES = ["localhost", "127.0.0.1", "api.openai.com", "chatgpt.com", "*.chatgpt.com", "huggingface.co", "allowed.test"]
+UPSTREAM_NAMES = [
+    "localhost",
+    "127.0.0.1",
+    "api.openai.com",
+    "chatgpt.com",
+    "*.chatgpt.com",
+    "huggingface.co",
+    "allowed.test",
+]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +57,9 @@ def copy_fixture_policy(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory, http_upstream: Upstream, https_upstream: Upstream) -> Iterator[Proxy]:
+def proxy(
+    tmp_path_factory: pytest.TempPathFactory, http_upstream: Upstream, https_upstream: Upstream
+) -> Iterator[Proxy]:
     workdir = tmp_path_factory.mktemp("proxy")
     running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream))
     yield running

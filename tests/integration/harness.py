@@ -48,7 +48,7 @@ def make_certificate(directory: Path, names: list[str]) -> tuple[Path, Path, byt
     """A self-signed certificate for the upstream: (cert file, key file, DER)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     import ipaddress
 
     alt = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n) for n in names]
@@ -181,7 +181,11 @@ class Proxy:
 
 
 def start_proxy(
-    workdir: Path, policy: Path, routes: dict[str, int] | None = None, extra: list[str] | None = None, block_page: bool = False
+    workdir: Path,
+    policy: Path,
+    routes: dict[str, int] | None = None,
+    extra: list[str] | None = None,
+    block_page: bool = False,
 ) -> Proxy:
     port = free_port()
     confdir = workdir / "confdir"
@@ -251,7 +255,9 @@ def connect_tls(proxy_port: int, target: str, sni: str | None, ca_files: list[Pa
     return status, tls_sock, tls_sock.getpeercert(binary_form=True)
 
 
-def http_over(tls_sock: ssl.SSLSocket, host: str, path: str = "/", accept: str = "*/*") -> tuple[int, dict[str, str], bytes]:
+def http_over(
+    tls_sock: ssl.SSLSocket, host: str, path: str = "/", accept: str = "*/*"
+) -> tuple[int, dict[str, str], bytes]:
     """Send one HTTP/1.1 request over an open socket and read the whole response."""
     tls_sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n".encode())
     data = b""

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from tests.cases import CASES, Case
 
-from ..cases import CASES, Case
 from .clients import send
 from .conftest import FIXTURES
 

@@ -63,7 +63,12 @@ def test_default_policy_through_aipolicy_proxy(tmp_path: Path, http_upstream) ->
 def test_invalid_policy_is_refused_before_start(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nrules:\n  - id: x\n    action: blok\n    match: {domains: [a.example]}\n")
-    result = subprocess.run([AIPOLICY, "proxy", "--policy", str(bad), "--port", str(free_port())], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [AIPOLICY, "proxy", "--policy", str(bad), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert f"{bad}:4:13: error: rule 'x'.action is 'blok'; did you mean 'block'?" in result.stderr
     assert "Traceback" not in result.stderr

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.integration
 def faulty_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("faults")
     running = start_proxy(
-        workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream), extra=["-s", str(HERE / "fault_addon.py")]
+        workdir,
+        copy_fixture_policy(workdir),
+        routes(http_upstream, https_upstream),
+        extra=["-s", str(HERE / "fault_addon.py")],
     )
     yield running
     running.stop()
@@ -44,7 +47,9 @@ def test_error_in_connect_hook_refuses_connect(faulty_proxy: Proxy) -> None:
 
 def test_error_in_tls_hook_blocks(faulty_proxy: Proxy, https_upstream) -> None:  # type: ignore[no-untyped-def]
     mark = "m" + uuid.uuid4().hex[:8]
-    status, sock, _ = connect_tls(faulty_proxy.port, f"127.0.0.1:{https_upstream.port}", f"{mark}.fault.test", [faulty_proxy.ca])
+    status, sock, _ = connect_tls(
+        faulty_proxy.port, f"127.0.0.1:{https_upstream.port}", f"{mark}.fault.test", [faulty_proxy.ca]
+    )
     assert " 200" in status and sock is not None
     from .harness import http_over
 

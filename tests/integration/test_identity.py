@@ -19,7 +19,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def auth_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("identity")
-    running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream), extra=["--set", "proxyauth=alice:pw-s3cret"])
+    running = start_proxy(
+        workdir,
+        copy_fixture_policy(workdir),
+        routes(http_upstream, https_upstream),
+        extra=["--set", "proxyauth=alice:pw-s3cret"],
+    )
     yield running
     running.stop()
 
@@ -27,11 +32,16 @@ def auth_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Prox
 def test_user_in_request_and_tls_events(auth_proxy: Proxy, upstream_cert) -> None:  # type: ignore[no-untyped-def]
     mark = "m" + uuid.uuid4().hex[:8]
     proxy_url = f"http://alice:pw-s3cret@127.0.0.1:{auth_proxy.port}"
-    with httpx.Client(proxy=proxy_url, verify=client_context(auth_proxy.ca, upstream_cert[0]), trust_env=False, timeout=10) as client:
+    with httpx.Client(
+        proxy=proxy_url, verify=client_context(auth_proxy.ca, upstream_cert[0]), trust_env=False, timeout=10
+    ) as client:
         assert client.get(f"http://chat.deepseek.com/{mark}").status_code == 403
         assert client.get(f"https://{mark}.chatgpt.com/").status_code == 200  # monitored, tunnelled
     events = auth_proxy.events_for(mark)
-    assert sorted((e["stage"], e["action"], e["user"]) for e in events) == [("request", "block", "alice"), ("tls", "monitor", "alice")]
+    assert sorted((e["stage"], e["action"], e["user"]) for e in events) == [
+        ("request", "block", "alice"),
+        ("tls", "monitor", "alice"),
+    ]
     assert "pw-s3cret" not in auth_proxy.log.read_text()
 
 

@@ -13,7 +13,6 @@ import uuid
 import httpx
 import pytest
 
-from .clients import client_context
 from .harness import connect_tls, env_without_proxy, http_over, wait_until
 
 pytestmark = pytest.mark.integration
@@ -72,7 +71,11 @@ def test_curl_https_connect_is_refused_without_contacting_upstream(proxy) -> Non
 def test_event_has_contract_fields_and_no_query_or_body(proxy, http_upstream) -> None:  # type: ignore[no-untyped-def]
     mark = marker()
     with httpx.Client(proxy=proxy.url, trust_env=False, timeout=10) as client:
-        response = client.post(f"http://api.deepseek.com/v1/chat/completions?key=sekret-{mark}", json={"prompt": f"body-{mark}"}, headers={"user-agent": f"test-agent/{mark}"})
+        response = client.post(
+            f"http://api.deepseek.com/v1/chat/completions?key=sekret-{mark}",
+            json={"prompt": f"body-{mark}"},
+            headers={"user-agent": f"test-agent/{mark}"},
+        )
     assert response.status_code == 403
     events = proxy.events_for(f"test-agent/{mark}")
     assert len(events) == 1
@@ -80,7 +83,12 @@ def test_event_has_contract_fields_and_no_query_or_body(proxy, http_upstream) ->
     for field in ("ts", "action", "rule", "app", "host", "method", "path", "client_ip", "user", "reason", "policy"):
         assert field in event
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["ts"])
-    assert (event["action"], event["rule"], event["app"], event["vendor"]) == ("block", "deepseek", "deepseek", "deepseek")
+    assert (event["action"], event["rule"], event["app"], event["vendor"]) == (
+        "block",
+        "deepseek",
+        "deepseek",
+        "deepseek",
+    )
     assert event["host"] == "api.deepseek.com" and event["method"] == "POST"
     assert event["path"] == "/v1/chat/completions"
     assert event["client_ip"] == "127.0.0.1" and event["proxy"] == "test-proxy"
