@@ -80,7 +80,12 @@ class Checker:
         self.error(
             mapping.value_positions[key],
             "wrong-type",
-            f"{what}.{key} must be a non-empty string, got {_describe(value)}",
+            f"{what}.{key} must be a non-empty string, got {_describe(value)}"
+            + (
+                " (YAML reads on/off/yes/no/true/false as booleans: put the value in quotes)"
+                if isinstance(value, bool)
+                else ""
+            ),
         )
         return None
 

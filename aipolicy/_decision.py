@@ -92,7 +92,7 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
         elif best is None or SEVERITY[verdict.action] > SEVERITY[best.action]:
             best = verdict
     if best is None:
-        best = _default(policy)
+        best = _default(policy, names[0] if names else "", names)
     if pending and not best.blocked:
         return replace(best, final=False)
     return best
@@ -104,7 +104,7 @@ def _decide_name(policy: Policy, name: str, raw_path: str | None, names: tuple[s
     if policy.always:
         candidates.extend(policy.always)
     if not candidates:
-        return _default(policy)
+        return _default(policy, name, names)
     if len(candidates) > 1:
         candidates.sort(key=_FIRST)
     path = None
@@ -117,7 +117,7 @@ def _decide_name(policy: Policy, name: str, raw_path: str | None, names: tuple[s
             if not pattern.matches(path):
                 continue
         return _verdict(policy, policy.rules[rule_index], name, app, names)
-    return _default(policy)
+    return _default(policy, name, names)
 
 
 def _verdict(
@@ -146,16 +146,18 @@ def _verdict(
     )
 
 
-def _default(policy: Policy) -> Decision:
-    """The decision when no rule matches: built once per policy and shared (it is immutable)."""
+def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Decision:
+    """The decision when no rule matches. Allow, the hot path, is built once per
+    policy and shared (it is immutable, and never logged); a monitor or block
+    default names the host and its app, for the event."""
+    if policy.default != "allow":
+        rule = Rule("default", policy.default, reason=f"no rule matched; the policy's default is {policy.default}")
+        return _verdict(policy, rule, name, None, names)
     cached = policy.cache.get("default")
     if cached is None:
-        reason = f"no rule matched; the policy's default is {policy.default}"
-        if policy.default == "allow":
-            cached = Decision("allow", "default", reason, policy=policy.hash)
-        else:
-            cached = _verdict(policy, Rule("default", policy.default, reason=reason), "", None, ())
-        policy.cache["default"] = cached
+        cached = policy.cache["default"] = Decision(
+            "allow", "default", "no rule matched; the policy's default is allow", policy=policy.hash
+        )
     return cached
 
 

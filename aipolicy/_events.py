@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from ._decision import Decision, RequestFacts
 from ._errors import EventLogError
+from ._hosts import normalise_host
 
 FORMAT_VERSION = 1
 _LIMITS = {"path": 2048, "user_agent": 512, "host": 255, "sni": 255, "user": 256, "reason": 1024}
@@ -55,7 +56,7 @@ def decision_event(
         "vendor": decision.vendor or None,
         "category": decision.categories[0] if decision.categories else None,
         "categories": list(decision.categories),
-        "host": _clip("host", decision.host),
+        "host": _clip("host", decision.host or (normalise_host(facts.hosts[0]) if facts.hosts else "")),
         "hosts": [_clip("host", h) for h in decision.hosts],
         "sni": _clip("sni", sni) or None,
         "method": facts.method[:16],

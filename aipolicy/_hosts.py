@@ -30,31 +30,67 @@ def normalise_host(raw: str) -> str:
     Never raises: a name that cannot be made canonical is returned lower-cased
     so that it still matches nothing it should not.
     """
-    if _PLAIN_HOST.fullmatch(raw) and not raw[-1].isdigit():
+    if _PLAIN_HOST.fullmatch(raw) and not _ends_in_number(raw):
         return raw  # fast path: already canonical, not an IP address
-    host = raw.strip()
+    host = raw
+    for _ in range(_MAX_PASSES):  # until stable: decoding and Unicode mapping can reveal more to normalise
+        again = _normalise_once(host)
+        if again == host:
+            break
+        host = again
+    return host
+
+
+_MAX_PASSES = 6
+
+
+def _normalise_once(raw: str) -> str:
+    host = raw.strip(_TRIM)
     if "@" in host:
         host = host.rsplit("@", 1)[1]
-    if "%" in host:
+    for _ in range(_MAX_DECODES):  # decode until stable: %252e is a dot too, to a resolver that decodes twice
+        if "%" not in host:
+            break
         host = urllib.parse.unquote(host)
     if host.startswith("["):
         end = host.find("]")
         inner = host[1:end] if end != -1 else host[1:]
-        return _canonical_ip(inner) or inner.lower()
+        ip = _canonical_ip(inner)
+        if ip:
+            return ip
+        host = inner.strip("[] ")  # not an address: normalise what is inside as a name
     if host.count(":") == 1:
         host = host.split(":", 1)[0]
     elif host.count(":") > 1:  # bare IPv6 address
         return _canonical_ip(host) or host.lower()
-    host = host.rstrip(".").lower()
+    host = host.lower()
+    if not host.isascii():
+        try:  # map first (full-width dots become dots), then strip the trailing ones
+            host = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        except (idna.IDNAError, ValueError):
+            pass
+    host = host.strip(_TRIM)
     ip = _canonical_ip(host)
     if ip:
         return ip
     if not host.isascii():
         try:
-            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
-        except idna.IDNAError:
+            host = idna.encode(host, uts46=False).decode("ascii")
+        except (idna.IDNAError, ValueError):
             return host
     return host
+
+
+_MAX_DECODES = 8
+_TRIM = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0."  # whitespace and dots at either end
+_KEEP_ENCODED = re.compile(r"(%3[fF]|%23)")
+_HEX_NUMBER = re.compile(r"0x[0-9a-f]*|[0-9]+")
+
+
+def _ends_in_number(host: str) -> bool:
+    """WHATWG URL: a host whose last label is a number is an IPv4 address (or invalid)."""
+    last = host.rstrip(".").rpartition(".")[2]
+    return bool(_HEX_NUMBER.fullmatch(last))
 
 
 def _canonical_ip(host: str) -> str | None:
@@ -62,7 +98,7 @@ def _canonical_ip(host: str) -> str | None:
         return str(ipaddress.ip_address(host.split("%", 1)[0]))
     except ValueError:
         pass
-    if host and (host[-1].isdigit() or host.startswith("0x") or ".0x" in host):
+    if host and _ends_in_number(host):
         v4 = _parse_whatwg_ipv4(host)
         if v4 is not None:
             return str(ipaddress.IPv4Address(v4))
@@ -129,10 +165,17 @@ def normalise_path(raw: str) -> str:
     path = raw.split("?", 1)[0].split("#", 1)[0]
     if path and _PLAIN_PATH.fullmatch(path):
         return path.lower()  # fast path: nothing to decode, no dot segments, no empty segments
-    for _ in range(3):
+    for _ in range(_MAX_DECODES):
         if "%" not in path:
             break
-        path = urllib.parse.unquote(path)
+        # "?" and "#" stay encoded: decoded, they would end the path on a second pass
+        decoded = "".join(
+            urllib.parse.unquote(piece) if i % 2 == 0 else piece.lower()
+            for i, piece in enumerate(_KEEP_ENCODED.split(path))
+        )
+        if decoded == path:
+            break
+        path = decoded
     path = path.replace("\\", "/")
     segments: list[str] = []
     for segment in path.split("/"):
@@ -166,7 +209,9 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     try:
         port_number = int(port) if port else default
     except ValueError:
-        raise ValueError(f"invalid port {port!r} in URL {url!r}") from None
+        port_number = -1
+    if not 0 < port_number < 65536 or (port and not port.isdigit()):
+        raise ValueError(f"invalid port {port!r} in URL {url!r} (valid: 1-65535)")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

@@ -19,7 +19,8 @@ try:
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
-MAX_NODES = 20_000_000
+MAX_NODES = 5_000_000  # values built; large lists belong in list files
+MAX_DEPTH = 64
 Position = tuple[int, int]
 
 
@@ -65,52 +66,86 @@ def load_located(text: str, filename: str) -> tuple[Any, list[Problem]]:
         loader.dispose()
     if root is None:
         return None, [Problem(filename, 1, 1, "empty-file", "the file is empty")]
-    counter = [0]
+    builder = _Builder(loader, filename, problems)
     try:
-        data = _build(root, loader, filename, problems, counter)
-    except _TooLarge:
-        return None, [Problem(filename, 1, 1, "too-large", f"more than {MAX_NODES:,} YAML values (alias expansion?)")]
+        data = builder.build(root, 0)
+    except _TooLarge as error:
+        return None, [Problem(filename, error.position[0], error.position[1], "too-large", error.message)]
+    if data is None:
+        return None, [Problem(filename, 1, 1, "empty-file", "the file holds no document (only null or comments)")]
     return data, problems
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, position: Position, message: str) -> None:
+        self.position = position
+        self.message = message
 
 
-def _build(node: yaml.Node, loader: Any, filename: str, problems: list[Problem], counter: list[int]) -> Any:
-    counter[0] += 1
-    if counter[0] > MAX_NODES:
-        raise _TooLarge
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Builds plain data from nodes. A node reached again through an alias is
+    built once and shared, so alias bombs cost nothing; depth is bounded."""
+
+    def __init__(self, loader: Any, filename: str, problems: list[Problem]) -> None:
+        self.loader = loader
+        self.filename = filename
+        self.problems = problems
+        self.count = 0
+        self.built: dict[int, Any] = {}
+
+    def build(self, node: yaml.Node, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooLarge(_position(node), f"more than {MAX_NODES:,} YAML values; put large lists in a list file")
+        if depth > MAX_DEPTH:
+            raise _TooLarge(_position(node), f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        shared = self.built.get(id(node))
+        if shared is not None:
+            return shared
+        if isinstance(node, yaml.MappingNode):
+            result: Any = self._mapping(node, depth)
+        else:
+            result = self._sequence(node, depth)  # type: ignore[arg-type]
+        self.built[id(node)] = result
+        return result
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> LocatedDict:
         mapping = LocatedDict(_position(node))
         for key_node, value_node in node.value:
-            key = _build(key_node, loader, filename, problems, counter)
+            key = self.build(key_node, depth + 1)
             if not isinstance(key, str):
                 key = str(key)
             if key in mapping:
                 line, column = _position(key_node)
-                problems.append(
+                self.problems.append(
                     Problem(
-                        filename,
+                        self.filename,
                         line,
                         column,
                         "duplicate-key",
                         f"duplicate key {key!r}; the later value would silently win",
                     )
                 )
-            mapping[key] = _build(value_node, loader, filename, problems, counter)
+            mapping[key] = self.build(value_node, depth + 1)
             mapping.key_positions[key] = _position(key_node)
             mapping.value_positions[key] = _position(value_node)
         return mapping
-    if isinstance(node, yaml.SequenceNode):
+
+    def _sequence(self, node: yaml.SequenceNode, depth: int) -> LocatedList:
         sequence = LocatedList(_position(node))
         for item in node.value:
-            sequence.append(_build(item, loader, filename, problems, counter))
+            sequence.append(self.build(item, depth + 1))
             sequence.item_positions.append(_position(item))
         return sequence
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as error:
-        line, column = _position(node)
-        problems.append(Problem(filename, line, column, "yaml-value", f"cannot read value {node.value!r}: {error}"))
-        return node.value
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError) as error:
+            line, column = _position(node)
+            self.problems.append(
+                Problem(self.filename, line, column, "yaml-value", f"cannot read value {node.value!r}: {error}")
+            )
+            return node.value

@@ -271,6 +271,8 @@ class _PolicyLoader:
         review = ""
         if "review" in rule:
             value = rule["review"]
+            if isinstance(value, datetime.datetime):
+                value = value.date()
             if isinstance(value, datetime.date):
                 review = value.isoformat()
                 if value < datetime.date.today():
@@ -310,6 +312,8 @@ class _PolicyLoader:
         return result
 
     def _check_match(self, rule: LocatedDict, what: str) -> None:
+        if "match" not in rule:
+            return  # already reported as a missing key
         match = self.check.mapping(rule.get("match"), rule.value_positions.get("match", rule.position), f"{what}.match")
         if match is None:
             return

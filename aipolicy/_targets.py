@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ._hosts import is_valid_domain, normalise_host
+from ._hosts import is_valid_domain, normalise_host, parse_ip
 from ._index import PathPattern
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,6 +44,10 @@ def parse_target(text: str) -> Target:
     network = _parse_network(raw)
     if network is not None:
         return Target("network", network=network)
+    if "/" not in raw and not raw.startswith(("*.", "=")):
+        address = parse_ip(normalise_host(raw))
+        if address is not None:  # 127.1, 0x7f.0.0.1, 2130706433, 192.0.2.7. are addresses, not names
+            return Target("network", network=ipaddress.ip_network(address))
     host_part, slash, path = raw.partition("/")
     host = _parse_host_pattern(host_part, text)
     if slash:
@@ -54,12 +58,21 @@ def parse_target(text: str) -> Target:
 def _parse_network(raw: str) -> Network | None:
     candidate = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
     try:
-        return ipaddress.ip_network(candidate, strict=True)
+        return _unmap(ipaddress.ip_network(candidate, strict=True))
     except ValueError as error:
         if "has host bits set" in str(error):
             fixed = ipaddress.ip_network(candidate, strict=False)
             raise ValueError(f"{raw!r} has host bits set; did you mean {str(fixed)!r}?") from None
         return None
+
+
+def _unmap(network: Network) -> Network:
+    """::ffff:192.0.2.0/120 is 192.0.2.0/24: requests from mapped addresses are matched as IPv4."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
 
 
 def _parse_host_pattern(host_part: str, original: str) -> str:

@@ -30,7 +30,13 @@ def _app_dict(catalog: Catalog, app: App) -> dict[str, object]:
 
 @click.group()
 def catalog() -> None:
-    """Browse the AI-app catalogue the policy refers to."""
+    """Browse the AI-app catalogue the policy refers to.
+
+    \b
+    Example:
+        aipolicy catalog list --category genai-prc
+        aipolicy catalog show deepseek
+    """
 
 
 @catalog.command("list")

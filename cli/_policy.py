@@ -27,7 +27,13 @@ def load_or_fail(policy_path: str | None) -> Policy:
 
 @click.group()
 def policy() -> None:
-    """Check and query the policy."""
+    """Check and query the policy.
+
+    \b
+    Example:
+        aipolicy policy validate policies/default.yaml
+        aipolicy policy test https://chat.deepseek.com/
+    """
 
 
 @policy.command()

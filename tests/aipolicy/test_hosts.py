@@ -195,7 +195,11 @@ def test_split_url_rejects_a_port_that_is_not_a_number() -> None:
         split_url("http://x.example:abc/")
 
 
-@pytest.mark.parametrize("url", ["http://x.example:99999/", "http://x.example:65536/", "http://x.example:-1/"], ids=["99999", "65536", "negative"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://x.example:99999/", "http://x.example:65536/", "http://x.example:-1/"],
+    ids=["99999", "65536", "negative"],
+)
 def test_split_url_rejects_a_port_out_of_range(url: str) -> None:
     # No client can send these; `aipolicy policy test` should refuse them as it refuses 'abc'.
     with pytest.raises(ValueError, match="port"):
@@ -234,12 +238,20 @@ def test_parse_target(text: str, kind: str, shown: str) -> None:
 TARGET_ERRORS = [
     ("192.0.2.1/24", r"^'192\.0\.2\.1/24' has host bits set; did you mean '192\.0\.2\.0/24'\?$", "ipv4-host-bits"),
     ("2001:db8::1/32", r"^'2001:db8::1/32' has host bits set; did you mean '2001:db8::/32'\?$", "ipv6-host-bits"),
-    ("a.*.com", r"^'a\.\*\.com': a wildcard is only allowed as a leading '\*\.' \(subdomains only\)$", "wildcard-in-the-middle"),
+    (
+        "a.*.com",
+        r"^'a\.\*\.com': a wildcard is only allowed as a leading '\*\.' \(subdomains only\)$",
+        "wildcard-in-the-middle",
+    ),
     ("*example.com", r"a wildcard is only allowed as a leading '\*\.'", "wildcard-without-dot"),
     ("*.*.example.com", r"a wildcard is only allowed as a leading '\*\.'", "two-wildcards"),
     ("=*.example.com", r"a wildcard is only allowed as a leading '\*\.'", "exact-and-wildcard"),
     ("example.com:443", r"^'example\.com:443': ports are not matched; write the host without ':port'$", "port"),
-    ("not a domain", r"^'not a domain' is not a valid domain, IP address, network or host/path \(expected e\.g\. ", "space"),
+    (
+        "not a domain",
+        r"^'not a domain' is not a valid domain, IP address, network or host/path \(expected e\.g\. ",
+        "space",
+    ),
     ("bad..example", r"^'bad\.\.example' is not a valid domain", "empty-label"),
     ("-bad.example", r"^'-bad\.example' is not a valid domain", "leading-hyphen"),
     ("", r"^empty target$", "empty"),
@@ -253,7 +265,9 @@ def test_parse_target_errors(text: str, message: str) -> None:
         parse_target(text)
 
 
-@pytest.mark.parametrize("text", ["127.1", "0x7f.0.0.1", "2130706433", "192.0.2.7."], ids=["short", "hex", "number", "trailing-dot"])
+@pytest.mark.parametrize(
+    "text", ["127.1", "0x7f.0.0.1", "2130706433", "192.0.2.7."], ids=["short", "hex", "number", "trailing-dot"]
+)
 def test_parse_target_does_not_turn_an_address_into_a_domain(text: str) -> None:
     # A request to an IP address is looked up in the network index only, so a
     # domain target spelled as an address would load fine and never match.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aipolicy import Policy, PolicyError, Problem, load_policy
+from aipolicy import Policy, PolicyError, Problem, RequestFacts, decide, load_policy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LOADER = FIXTURES / "loader"
@@ -36,6 +36,7 @@ def problems_of(path: Path) -> list[str]:
 
 
 # --- one kind of problem at a time -----------------------------------------------------------
+
 
 def test_yaml_syntax_error() -> None:
     path = LOADER / "syntax_error.yaml"
@@ -244,9 +245,9 @@ def test_bad_lines_in_a_hosts_format_list_file() -> None:
 
 
 def test_hosts_format_list_file_matches_its_names(tmp_path: Path) -> None:
-    shutil.copy(LOADER / "hosts_list.txt", tmp_path / "hosts.txt")
-    with open(tmp_path / "hosts.txt", "w", encoding="utf-8") as handle:
-        handle.write("127.0.0.1 localhost\n0.0.0.0 ads.example tracker.example  # two names\n")
+    (tmp_path / "hosts.txt").write_text(
+        "127.0.0.1 localhost\n0.0.0.0 ads.example tracker.example  # two names\n", encoding="utf-8"
+    )
     path = write(
         tmp_path,
         """
@@ -256,8 +257,6 @@ def test_hosts_format_list_file_matches_its_names(tmp_path: Path) -> None:
           - {id: h, action: block, match: {lists: [h]}}
         """,
     )
-    from aipolicy import RequestFacts, decide
-
     policy = load_policy(path)
     assert decide(policy, RequestFacts(hosts=("tracker.example",), path="/")).rule == "h"
     assert decide(policy, RequestFacts(hosts=("ads.example",), path="/")).rule == "h"
@@ -296,24 +295,34 @@ def test_review_date_in_the_past_is_a_warning(tmp_path: Path) -> None:
         """,
     )
     policy = load_policy(path)
-    assert [str(w) for w in policy.warnings] == [f"{path}:6:13: warning: rule 'old' was due for review on 2020-01-31 [review-due]"]
+    assert [str(w) for w in policy.warnings] == [
+        f"{path}:6:13: warning: rule 'old' was due for review on 2020-01-31 [review-due]"
+    ]
     assert policy.rules[0].review == "2020-01-31"
 
 
 def test_review_date_in_the_future_is_quiet(tmp_path: Path) -> None:
     future = datetime.date.today() + datetime.timedelta(days=400)
-    path = write(tmp_path, f"rules:\n  - {{id: r, action: block, review: {future.isoformat()}, match: {{domains: [x.example]}}}}\n")
+    path = write(
+        tmp_path,
+        f"rules:\n  - {{id: r, action: block, review: {future.isoformat()}, match: {{domains: [x.example]}}}}\n",
+    )
     assert load_policy(path).warnings == []
 
 
 def test_review_that_is_not_a_date(tmp_path: Path) -> None:
     path = write(tmp_path, "rules:\n  - {id: r, action: block, review: soon, match: {domains: [x.example]}}\n")
-    assert problems_of(path) == [f"{path}:4:36: error: rule 'r'.review must be a date like 2026-06-30, got 'soon' [bad-date]"]
+    assert problems_of(path) == [
+        f"{path}:4:36: error: rule 'r'.review must be a date like 2026-06-30, got 'soon' [bad-date]"
+    ]
 
 
 def test_review_with_a_time_of_day_does_not_crash_the_loader(tmp_path: Path) -> None:
     # YAML reads `2020-01-31 10:00:00` as a datetime; it must be judged, not compared to a date and crash.
-    path = write(tmp_path, "rules:\n  - id: r\n    action: block\n    review: 2020-01-31 10:00:00\n    match: {domains: [x.example]}\n")
+    path = write(
+        tmp_path,
+        "rules:\n  - id: r\n    action: block\n    review: 2020-01-31 10:00:00\n    match: {domains: [x.example]}\n",
+    )
     try:
         policy = load_policy(path)
     except PolicyError as error:
@@ -383,7 +392,9 @@ def test_rules_must_be_a_list(tmp_path: Path) -> None:
 def test_policy_must_be_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "list.yaml"
     path.write_text("- version: 1\n", encoding="utf-8")
-    assert problems_of(path) == [f"{path}:1:1: error: the policy must be a mapping (key: value), got a list [wrong-type]"]
+    assert problems_of(path) == [
+        f"{path}:1:1: error: the policy must be a mapping (key: value), got a list [wrong-type]"
+    ]
 
 
 def test_unsupported_version(tmp_path: Path) -> None:
@@ -435,6 +446,7 @@ def test_broken_catalogue_is_reported_with_its_own_problems(tmp_path: Path) -> N
 
 # --- all at once ----------------------------------------------------------------------------
 
+
 def test_three_errors_give_three_problems() -> None:
     path = LOADER / "three_errors.yaml"
     with pytest.raises(PolicyError) as caught:
@@ -467,10 +479,18 @@ def test_errors_and_warnings_together(tmp_path: Path) -> None:
 def test_problem_as_dict() -> None:
     problem = Problem("p.yaml", 3, 7, "bad-value", "wrong", "warning")
     assert str(problem) == "p.yaml:3:7: warning: wrong [bad-value]"
-    assert problem.as_dict() == {"file": "p.yaml", "line": 3, "column": 7, "code": "bad-value", "severity": "warning", "message": "wrong"}
+    assert problem.as_dict() == {
+        "file": "p.yaml",
+        "line": 3,
+        "column": 7,
+        "code": "bad-value",
+        "severity": "warning",
+        "message": "wrong",
+    }
 
 
 # --- unreadable input -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "text",
@@ -541,7 +561,10 @@ def test_alias_bomb_is_refused_within_bounded_memory(tmp_path: Path) -> None:
     # In a child process with 1 GiB of address space, so a loader that expands the
     # aliases fails with MemoryError there instead of exhausting this machine.
     result = subprocess.run(
-        [sys.executable, "-c", BOMB_SCRIPT, str(path)], capture_output=True, text=True, timeout=240,
+        [sys.executable, "-c", BOMB_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -549,6 +572,7 @@ def test_alias_bomb_is_refused_within_bounded_memory(tmp_path: Path) -> None:
 
 
 # --- disabled rules -------------------------------------------------------------------------
+
 
 def test_disabled_rules_are_skipped_but_still_checked(tmp_path: Path) -> None:
     path = write(
@@ -567,13 +591,18 @@ def test_disabled_rules_are_skipped_but_still_checked(tmp_path: Path) -> None:
     )
     policy = load_policy(path)
     assert [rule.id for rule in policy.rules] == ["active"]
-    broken = write(tmp_path, "rules:\n  - {id: paused, action: block, enabled: false, match: {domains: [a.*.b]}}\n", name="broken.yaml")
+    broken = write(
+        tmp_path,
+        "rules:\n  - {id: paused, action: block, enabled: false, match: {domains: [a.*.b]}}\n",
+        name="broken.yaml",
+    )
     assert [p.split(": error: ")[1] for p in problems_of(broken)] == [
         "rule 'paused'.match.domains: 'a.*.b': a wildcard is only allowed as a leading '*.' (subdomains only) [bad-target]"
     ]
 
 
 # --- content hash ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def policy_set(tmp_path: Path) -> Path:

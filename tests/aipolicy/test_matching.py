@@ -60,7 +60,13 @@ FIXTURE_CASES = [
     (("0xcb.0.113.9",), "/", "block", "extra-list", "whatwg-ipv4-in-cidr"),
     (("huggingface.co",), "/deepseek-ai", "block", "deepseek", "url-prefix-itself"),
     (("huggingface.co",), "/deepseek-ai/", "block", "deepseek", "url-prefix-trailing-slash"),
-    (("huggingface.co",), "/deepseek-ai/DeepSeek-R1/resolve/main/x.safetensors", "block", "deepseek", "url-prefix-under"),
+    (
+        ("huggingface.co",),
+        "/deepseek-ai/DeepSeek-R1/resolve/main/x.safetensors",
+        "block",
+        "deepseek",
+        "url-prefix-under",
+    ),
     (("huggingface.co",), "/deepseek-ai-x", "allow", "default", "url-prefix-segment-aligned"),
     (("huggingface.co",), "/deepseek-aix/y", "allow", "default", "url-prefix-segment-aligned-2"),
     (("huggingface.co",), "/Qwen/Qwen2", "allow", "default", "url-other-org"),
@@ -72,7 +78,13 @@ FIXTURE_CASES = [
     (("huggingface.co",), "/deepseek-ai?x=1", "block", "deepseek", "url-query-ignored"),
     (("huggingface.co",), "/api/models/deepseek-ai/r1", "block", "deepseek", "url-second-hub-path"),
     (("huggingface.co",), "/deepseek-ai/public-docs", "allow", "allow-hf-public", "first-match-earlier-allow"),
-    (("huggingface.co",), "/deepseek-ai/public-docs/page", "allow", "allow-hf-public", "first-match-earlier-allow-under"),
+    (
+        ("huggingface.co",),
+        "/deepseek-ai/public-docs/page",
+        "allow",
+        "allow-hf-public",
+        "first-match-earlier-allow-under",
+    ),
     (("huggingface.co",), "/deepseek-ai/public-docs-2", "block", "deepseek", "earlier-allow-is-segment-aligned"),
     (("api.openai.com",), "/v1/chat", "monitor", "ai-monitor", "category-monitor"),
     (("x.chatgpt.com",), "/", "monitor", "ai-monitor", "category-monitor-subdomain"),
@@ -90,7 +102,9 @@ FIXTURE_CASES = [
 @pytest.mark.parametrize(
     ("hosts", "path", "action", "rule"), [c[:4] for c in FIXTURE_CASES], ids=[c[4] for c in FIXTURE_CASES]
 )
-def test_decide_fixture_policy(fixture_policy: Policy, hosts: tuple[str, ...], path: str, action: str, rule: str) -> None:
+def test_decide_fixture_policy(
+    fixture_policy: Policy, hosts: tuple[str, ...], path: str, action: str, rule: str
+) -> None:
     decision = decide(fixture_policy, RequestFacts(hosts=hosts, path=path))
     assert (decision.action, decision.rule) == (action, rule)
     assert decision.final is True
@@ -110,7 +124,9 @@ CONNECTION_CASES = [
 @pytest.mark.parametrize(
     ("hosts", "action", "rule", "final"), [c[:4] for c in CONNECTION_CASES], ids=[c[4] for c in CONNECTION_CASES]
 )
-def test_decide_connection_level(fixture_policy: Policy, hosts: tuple[str, ...], action: str, rule: str, final: bool) -> None:
+def test_decide_connection_level(
+    fixture_policy: Policy, hosts: tuple[str, ...], action: str, rule: str, final: bool
+) -> None:
     decision = decide(fixture_policy, RequestFacts(hosts=hosts, path=None))
     assert (decision.action, decision.rule, decision.final) == (action, rule, final)
 
@@ -157,6 +173,7 @@ def test_most_severe_name_is_reported(fixture_policy: Policy) -> None:
 
 
 # --- small policies -------------------------------------------------------------------------
+
 
 def test_ip_and_network_rules(tmp_path: Path) -> None:
     policy = load_policy(
@@ -383,7 +400,9 @@ def test_default_decision_names_the_catalogue_app(tmp_path: Path) -> None:
 
 
 def test_rule_without_catalogue_reference_still_names_the_app(tmp_path: Path) -> None:
-    policy = load_policy(write_policy(tmp_path, "rules:\n  - {id: d, action: block, match: {domains: [chatgpt.com]}}\n"))
+    policy = load_policy(
+        write_policy(tmp_path, "rules:\n  - {id: d, action: block, match: {domains: [chatgpt.com]}}\n")
+    )
     decision = decide(policy, RequestFacts(hosts=("chatgpt.com",), path="/"))
     assert (decision.action, decision.app, decision.vendor, decision.country) == ("block", "chatgpt", "openai", "US")
 

@@ -1,0 +1,609 @@
+"""Benchmark: proxy throughput and latency, with and without the aipolicy addon.
+
+Plain-HTTP keep-alive requests in absolute form (``GET http://127.0.0.1:U/``)
+go from a load generator (wrk) through mitmdump, an explicit HTTP proxy, to a
+fast loopback upstream (nginx). Configurations, each its own mitmdump process,
+all started with the options ``aipolicy proxy`` passes (cli._proxy.mitmdump_command)
+plus ``-q``, so they do the same logging work:
+
+  A  bare mitmdump: the same options without the addon and its aipolicy_* options
+  B  mitmdump with the aipolicy addon enforcing the full shipped default policy
+  C  (diagnostic) mitmdump with an addon that has the Enforcer's hooks, all empty:
+     what mitmproxy charges for calling an addon at all, before aipolicy does any work
+
+They run alternately (A, B, C, A, B, C, ...) so a slow spell of the machine is
+shared. Reported per configuration: requests/s, wrk's median and p99 latency,
+and the proxy's CPU time per request (from /proc, less sensitive to other load
+on the machine than requests/s). Target: B >= 0.95 x A in requests/s.
+
+Everything listens on 127.0.0.1 only; every process started is stopped at the
+end. Run from the repo root:  .venv/bin/python bench/throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aipolicy  # noqa: E402
+from cli._proxy import mitmdump_command  # noqa: E402  (the exact options `aipolicy proxy` passes)
+
+HOST = "127.0.0.1"
+TARGET_RATIO = 0.95
+BODY = '{"upstream":"reached"}'
+
+# An addon with the Enforcer's hooks, each doing nothing (configuration C).
+SAME_HOOKS_ADDON = textwrap.dedent(
+    """
+    from mitmproxy import hooks
+    from proxy_addons.enforcer import Enforcer
+
+    class SameHooks:
+        pass
+
+    for _name in vars(Enforcer):
+        if _name in hooks.all_hooks and _name != "load":
+            setattr(SameHooks, _name, lambda self, *args: None)
+
+    addons = [SameHooks()]
+    """
+)
+
+# Fallback upstream when nginx is not available: a small asyncio HTTP/1.1 server.
+PYTHON_UPSTREAM = textwrap.dedent(
+    """
+    import asyncio, sys
+    BODY = sys.argv[2].encode()
+    HEAD = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\n\\r\\n" % len(BODY)
+
+    async def serve(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\\r\\n\\r\\n")
+                writer.write(HEAD + BODY)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main():
+        server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]), backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+    """
+)
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen {host}:{port};
+        location / {{ default_type application/json; return 200 '{body}'; }}
+    }}
+}}
+"""
+
+
+# --- tools -------------------------------------------------------------------------
+
+
+def ensure_tools(install: bool) -> dict[str, str | None]:
+    """Find nginx and wrk (or ab); install them from Debian if allowed and missing."""
+    wanted = {"nginx": "nginx", "wrk": "wrk", "ab": "apache2-utils"}
+    found = {name: _which(name) for name in wanted}
+    missing = [wanted[n] for n in ("nginx", "wrk") if not found[n]]
+    if missing and install and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(missing)} with apt-get ...", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+        if subprocess.run(command, env=env, capture_output=True, timeout=300).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300)
+            subprocess.run(command, env=env, capture_output=True, timeout=300)
+        found = {name: _which(name) for name in wanted}
+    return found
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+
+
+def version_of(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (done.stdout + done.stderr).strip().splitlines()[0] if (done.stdout + done.stderr).strip() else "?"
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float, output: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"process exited with {process.returncode}:\n{output.read_text(errors='replace')[-2000:]}"
+            )
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(
+        f"nothing listening on {HOST}:{port} after {timeout} s:\n{output.read_text(errors='replace')[-2000:]}"
+    )
+
+
+def start(
+    command: list[str], port: int, output: Path, stack: ExitStack, timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """Start a process in its own session, wait until it listens on port; stopped when stack closes."""
+    handle = stack.enter_context(output.open("wb"))
+    process = subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=output.parent
+    )
+    stack.callback(stop, process)
+    wait_listening(port, process, timeout, output)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (mitmdump's clean shutdown), then SIGTERM, then SIGKILL, to the process's own group."""
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            break
+        try:
+            os.killpg(process.pid, sig)  # the group this script created with start_new_session
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # leftovers in the group (nginx workers)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_upstream(tools: dict[str, str | None], directory: Path, stack: ExitStack) -> tuple[int, str]:
+    port = free_port()
+    if tools["nginx"]:
+        conf = directory / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=directory, host=HOST, port=port, body=BODY))
+        start([tools["nginx"], "-p", str(directory), "-c", str(conf)], port, directory / "nginx.out", stack)  # type: ignore[list-item]
+        return port, version_of([tools["nginx"], "-v"])  # type: ignore[list-item]
+    start([sys.executable, "-c", PYTHON_UPSTREAM, str(port), BODY], port, directory / "upstream.out", stack)
+    return port, "Python asyncio server (nginx not available)"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- configurations --------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    key: str
+    title: str
+    command: list[str]
+    port: int
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    runs: list[Run] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    requests: int
+    errors: int
+    cpu_us_per_request: float
+
+
+def addon_command(port: int, log: Path, confdir: Path) -> list[str]:
+    policy = str(aipolicy.default_policy())
+    command = mitmdump_command(policy, HOST, port, str(log), str(confdir), False, "bench", ())
+    return command + ["-q"]
+
+
+def without_addon(command: list[str]) -> list[str]:
+    """The same command with no `-s SCRIPT` and no aipolicy_* options."""
+    result, skip = [], False
+    for i, arg in enumerate(command):
+        if skip:
+            skip = False
+            continue
+        following = command[i + 1] if i + 1 < len(command) else ""
+        if arg == "-s" or (arg == "--set" and following.startswith("aipolicy_")):
+            skip = True
+            continue
+        result.append(arg)
+    return result
+
+
+def make_configs(directory: Path, with_same_hooks: bool) -> list[Config]:
+    confdir = directory / "confdir"
+    confdir.mkdir()
+    port_b, log = free_port(), directory / "events.jsonl"
+    command_b = addon_command(port_b, log, confdir)
+    port_a = free_port()
+    command_a = _with_port(without_addon(command_b), port_a)
+    configs = [
+        Config("A", "bare mitmdump", command_a, port_a),
+        Config("B", "mitmdump + aipolicy, default policy", command_b, port_b, log),
+    ]
+    if with_same_hooks:
+        script = directory / "same_hooks_addon.py"
+        script.write_text(SAME_HOOKS_ADDON)
+        port_c = free_port()
+        command_c = _with_port(without_addon(command_b), port_c)
+        configs.append(
+            Config(
+                "C", "mitmdump + empty addon, same hooks", command_c[:1] + ["-s", str(script)] + command_c[1:], port_c
+            )
+        )
+    return configs
+
+
+def _with_port(command: list[str], port: int) -> list[str]:
+    index = command.index("--listen-port")
+    return command[: index + 1] + [str(port)] + command[index + 2 :]
+
+
+def check_enforcing(config: Config) -> None:
+    """One request for a banned host through B must be refused by the addon (no upstream contacted)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://{HOST}:{config.port}"}))
+    try:
+        opener.open("http://chat.deepseek.com/", timeout=10)
+    except urllib.error.HTTPError as error:
+        if error.code == 403:
+            return
+        raise RuntimeError(f"{config.key}: expected 403 for chat.deepseek.com, got {error.code}") from None
+    raise RuntimeError(f"{config.key}: chat.deepseek.com was not blocked: is the addon loaded?")
+
+
+def decision_events(log: Path | None) -> int:
+    if log is None or not log.exists():
+        return 0
+    return sum(
+        1 for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("event") == "decision"
+    )
+
+
+# --- load generation ----------------------------------------------------------------------
+
+
+def run_load(
+    tools: dict[str, str | None], directory: Path, proxy_port: int, upstream_port: int, seconds: float, connections: int
+) -> Run:
+    if tools["wrk"]:
+        return run_wrk(tools["wrk"], directory, proxy_port, upstream_port, seconds, connections)
+    return run_ab(tools["ab"], proxy_port, upstream_port, seconds, connections)  # type: ignore[arg-type]
+
+
+def run_wrk(
+    wrk: str, directory: Path, proxy_port: int | None, upstream_port: int, seconds: float, connections: int
+) -> Run:
+    """wrk cannot use a proxy, but a script can put the request line in absolute form."""
+    script = directory / "absolute-form.lua"
+    script.write_text(f'wrk.path = "http://{HOST}:{upstream_port}/"\nwrk.headers["Host"] = "{HOST}:{upstream_port}"\n')
+    port = proxy_port or upstream_port
+    command = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}/",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = _number(r"Requests/sec:\s+([\d.]+)", output)
+    if rps is None:
+        raise RuntimeError(f"could not read wrk's output:\n{output}")
+    requests = int(_number(r"(\d+) requests in", output) or 0)
+    errors = int(_number(r"Non-2xx or 3xx responses:\s+(\d+)", output) or 0)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Run(rps, _latency_ms("50%", output), _latency_ms("99%", output), requests, errors, 0.0)
+
+
+def run_ab(ab: str, proxy_port: int, upstream_port: int, seconds: float, connections: int) -> Run:
+    """Fallback: ab through the proxy. Without keep-alive: `ab -k` gets its connections
+    reset by mitmproxy (HTTP/1.0 keep-alive), so figures are not comparable with wrk's."""
+    command = [
+        ab,
+        "-q",
+        "-X",
+        f"{HOST}:{proxy_port}",
+        "-c",
+        str(connections),
+        "-t",
+        f"{seconds:g}",
+        "-n",
+        "10000000",
+        f"http://{HOST}:{upstream_port}/",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = _number(r"Requests per second:\s+([\d.]+)", output)
+    if rps is None:
+        raise RuntimeError(f"could not read ab's output:\n{output}")
+    p50, p99 = _number(r"\n\s+50%\s+(\d+)", output), _number(r"\n\s+99%\s+(\d+)", output)
+    requests = int(_number(r"Complete requests:\s+(\d+)", output) or 0)
+    errors = int(_number(r"Failed requests:\s+(\d+)", output) or 0) + int(
+        _number(r"Non-2xx responses:\s+(\d+)", output) or 0
+    )
+    return Run(rps, p50, p99, requests, errors, 0.0)
+
+
+def _number(pattern: str, text: str) -> float | None:
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else None
+
+
+def _latency_ms(percentile: str, text: str) -> float | None:
+    found = re.search(rf"^\s+{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not found:
+        return None
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+
+def measured_run(
+    tools: dict[str, str | None], directory: Path, config: Config, upstream_port: int, seconds: float, connections: int
+) -> Run:
+    assert config.process is not None
+    before = cpu_seconds(config.process.pid)
+    run = run_load(tools, directory, config.port, upstream_port, seconds, connections)
+    used = cpu_seconds(config.process.pid) - before
+    run.cpu_us_per_request = used / run.requests * 1e6 if run.requests else 0.0
+    return run
+
+
+# --- the addon's hooks, in process ---------------------------------------------------------
+
+
+def hook_costs(calls: int = 20_000) -> dict[str, float]:
+    """µs per request that the Enforcer's requestheaders + responseheaders hooks cost,
+    called directly on a mitmproxy test flow (no network, no event loop): the addon's
+    share of a proxied request, free of the noise of a loaded machine."""
+    from mitmproxy import http  # noqa: TID251  (a benchmark of the addon, like tests/proxy_addons)
+    from mitmproxy.test import taddons, tflow  # noqa: TID251
+
+    from proxy_addons.enforcer import Enforcer
+
+    enforcer = Enforcer()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp, taddons.context(enforcer) as context:
+        context.configure(
+            enforcer,
+            aipolicy_policy=str(aipolicy.default_policy()),
+            aipolicy_log=f"{tmp}/events.jsonl",
+            aipolicy_reload="0",
+        )
+        for label, authority in (
+            ("127.0.0.1:8000 (this benchmark's traffic)", "127.0.0.1:8000"),
+            ("www.example.org (a typical non-AI site)", "www.example.org"),
+        ):
+            flow = tflow.tflow(resp=True)
+            flow.request = http.Request.make(
+                "GET", f"http://{authority}/", headers={"host": authority, "user-agent": "wrk", "accept": "*/*"}
+            )
+            flow.client_conn.peername = ("127.0.0.1", 50000)
+            response = flow.response
+            best = float("inf")
+            for _ in range(5):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    flow.response = None
+                    enforcer.requestheaders(flow)
+                    flow.response = response
+                    enforcer.responseheaders(flow)
+                best = min(best, (time.perf_counter() - start) / calls * 1e6)
+            assert flow.metadata["aipolicy"].action == "allow", flow.metadata["aipolicy"]
+            results[label] = best
+        enforcer.done()
+    return results
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_results(configs: list[Config], upstream_alone: Run | None) -> None:
+    print(
+        f"\n{'configuration':<40} {'req/s median':>12} {'min–max':>13} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'errors':>6}"
+    )
+    for config in configs:
+        rps = [r.rps for r in config.runs]
+        p50 = [r.p50_ms for r in config.runs if r.p50_ms is not None]
+        p99 = [r.p99_ms for r in config.runs if r.p99_ms is not None]
+        cpu = statistics.median(r.cpu_us_per_request for r in config.runs)
+        errors = sum(r.errors for r in config.runs)
+        print(
+            f"{config.key}  {config.title:<37} {statistics.median(rps):>12.0f} {f'{min(rps):.0f}–{max(rps):.0f}':>13} "
+            f"{_fmt(statistics.median(p50) if p50 else None):>7} {_fmt(statistics.median(p99) if p99 else None):>7} {cpu:>10.0f} {errors:>6}"
+        )
+    if upstream_alone:
+        print(
+            f"   {'upstream alone, no proxy (one run)':<37} {upstream_alone.rps:>12.0f} {'':>13} {_fmt(upstream_alone.p50_ms, 2):>7} {_fmt(upstream_alone.p99_ms, 2):>7}"
+        )
+
+
+def paired_ratio(top: Config, bottom: Config) -> tuple[float, list[float]]:
+    """Median over rounds of top/bottom requests/s, each pair measured back to back."""
+    ratios = [t.rps / b.rps for t, b in zip(top.runs, bottom.runs, strict=True)]
+    return statistics.median(ratios), ratios
+
+
+def print_verdict(configs: list[Config], hook_costs: dict[str, float]) -> None:
+    by_key = {c.key: c for c in configs}
+    a, b = by_key["A"], by_key["B"]
+    ratio, ratios = paired_ratio(b, a)
+    of_medians = statistics.median(r.rps for r in b.runs) / statistics.median(r.rps for r in a.runs)
+    cpu_a = statistics.median(r.cpu_us_per_request for r in a.runs)
+    cpu_b = statistics.median(r.cpu_us_per_request for r in b.runs)
+    print(
+        f"\nB/A requests/s: {ratio:.3f} median of per-round ratios [{min(ratios):.3f}–{max(ratios):.3f}]; "
+        f"ratio of medians {of_medians:.3f}"
+    )
+    print(f"Proxy CPU per request: A {cpu_a:.0f} µs, B {cpu_b:.0f} µs (B - A = {cpu_b - cpu_a:+.0f} µs)")
+    if "C" in by_key:
+        c = by_key["C"]
+        ratio_c, ratios_c = paired_ratio(c, a)
+        cpu_c = statistics.median(r.cpu_us_per_request for r in c.runs)
+        print(
+            f"C/A requests/s: {ratio_c:.3f} [{min(ratios_c):.3f}–{max(ratios_c):.3f}]; C - A CPU per request {cpu_c - cpu_a:+.0f} µs "
+            f"(mitmproxy calling empty hooks), B - C {cpu_b - cpu_c:+.0f} µs (aipolicy's own work)"
+        )
+    for label, cost in hook_costs.items():
+        print(
+            f"In-process cost of the addon's hooks per plain-HTTP request to {label}: {cost:.1f} µs "
+            f"(expected B/A from it alone: {cpu_a / (cpu_a + cost):.3f})"
+        )
+    met = ratio >= TARGET_RATIO
+    print(f"Target B >= {TARGET_RATIO}x A: {'met' if met else 'MISSED'} ({ratio:.3f}x)")
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def benchmark(args: argparse.Namespace, directory: Path, stack: ExitStack) -> None:
+    costs = hook_costs()
+    tools = ensure_tools(not args.no_install)
+    if args.upstream == "python":
+        tools["nginx"] = None
+    if args.generator == "ab":
+        tools["wrk"] = None
+    if not tools["wrk"] and not tools["ab"]:
+        raise SystemExit("neither wrk nor ab is available: apt-get install -y wrk (or apache2-utils)")
+    upstream_port, upstream_name = start_upstream(tools, directory, stack)
+    configs = make_configs(directory, not args.no_same_hooks)
+    for config in configs:
+        config.process = start(config.command, config.port, directory / f"mitmdump-{config.key}.out", stack)
+    check_enforcing(next(c for c in configs if c.key == "B"))
+    events_before = decision_events(configs[1].log)
+
+    generator = version_of([tools["wrk"], "-v"]) if tools["wrk"] else "ab (no keep-alive)"
+    print(
+        f"upstream: {upstream_name} on {HOST}:{upstream_port}; load: {generator}, {args.connections} connections, "
+        f"{args.rounds} rounds x {args.seconds:g} s per configuration"
+    )
+    for config in configs:
+        print(f"  {config.key}: {' '.join(config.command)}")
+    upstream_alone = (
+        run_wrk(tools["wrk"], directory, None, upstream_port, min(args.seconds, 3), args.connections)
+        if tools["wrk"]
+        else None
+    )
+    for config in configs:  # warm-up, not recorded
+        run_load(tools, directory, config.port, upstream_port, args.warmup, args.connections)
+    for round_number in range(1, args.rounds + 1):
+        for config in configs:
+            run = measured_run(tools, directory, config, upstream_port, args.seconds, args.connections)
+            config.runs.append(run)
+            print(
+                f"  round {round_number} {config.key}: {run.rps:8.0f} req/s  p50 {_fmt(run.p50_ms)} ms  p99 {_fmt(run.p99_ms)} ms  "
+                f"CPU {run.cpu_us_per_request:.0f} µs/req  errors {run.errors}",
+                flush=True,
+            )
+    print_results(configs, upstream_alone)
+    events = decision_events(configs[1].log) - events_before
+    print(
+        f"(B wrote {events} decision events during the measured runs: loopback traffic is allowed by the default policy and not logged)"
+    )
+    print_verdict(configs, costs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short run: 1 round of 3 s per configuration")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="measured rounds per configuration (default 6; quick 1)"
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per measured run (default 6; quick 3)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of unrecorded load per configuration first (default 2; quick 1)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=32, help="concurrent keep-alive client connections (default 32)"
+    )
+    parser.add_argument(
+        "--no-same-hooks", action="store_true", help="skip configuration C (empty addon with the same hooks)"
+    )
+    parser.add_argument("--no-install", action="store_true", help="never apt-get install nginx or wrk")
+    parser.add_argument(
+        "--upstream",
+        choices=("auto", "python"),
+        default="auto",
+        help="python: the asyncio fallback upstream even if nginx is there",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "ab"),
+        default="auto",
+        help="ab: the ab fallback (no keep-alive) even if wrk is there",
+    )
+    args = parser.parse_args()
+    args.rounds = args.rounds or (1 if args.quick else 6)
+    args.seconds = args.seconds or (3.0 if args.quick else 6.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+
+    with tempfile.TemporaryDirectory(prefix="aipolicy-throughput-") as tmp, ExitStack() as stack:
+        benchmark(args, Path(tmp), stack)
+
+
+if __name__ == "__main__":
+    main()
