@@ -5,8 +5,9 @@ decision function, block pages and the event log. It imports neither
 mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 """
 
+from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
-from ._decision import Decision, RequestFacts, decide
+from ._decision import Decision, RequestFacts, decide, decide_oversize
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
@@ -34,7 +35,9 @@ __all__ = [
     "Vendor",
     "block_page",
     "decide",
+    "decide_oversize",
     "decision_event",
+    "decode_body",
     "default_policy",
     "default_proxy_id",
     "json_error",

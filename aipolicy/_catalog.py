@@ -7,6 +7,7 @@ decision with the app, vendor and category of the host involved.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from ._checker import Checker
 from ._errors import PolicyError
 from ._index import HostIndex
 from ._located import LocatedDict, load_located
+from ._models import Provider, load_providers
 from ._targets import Target, parse_target
 
 ROLES = ("web", "api", "cdn", "docs", "status", "download", "backend", "auth", "sdk", "telemetry")
@@ -50,7 +52,9 @@ class Catalog:
     apps: dict[str, App] = field(default_factory=dict)
     hubs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     index: HostIndex[str] = field(default_factory=HostIndex)  # host pattern -> app id
+    providers: dict[str, Provider] = field(default_factory=dict)  # model-serving APIs: where the model id lives
     sha256: str = ""
+    files: tuple[str, ...] = ()
 
     def app_for_host(self, host: str) -> App | None:
         for app_id in self.index.lookup(host):
@@ -66,8 +70,6 @@ class Catalog:
 
 def load_catalog(path: str | Path) -> Catalog:
     """Load and validate a catalogue file; raise PolicyError listing every problem."""
-    import hashlib
-
     filename = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -76,7 +78,7 @@ def load_catalog(path: str | Path) -> Catalog:
     data, problems = load_located(raw.decode("utf-8", errors="replace"), filename)
     check = Checker(filename)
     check.problems.extend(problems)
-    catalog = Catalog(path=filename, sha256=hashlib.sha256(raw).hexdigest())
+    catalog = Catalog(path=filename, sha256=hashlib.sha256(raw).hexdigest(), files=(filename,))
     if data is not None:
         _read_catalog(check, data, catalog)
     if check.failed:
@@ -94,7 +96,8 @@ def _read_catalog(check: Checker, data: Any, catalog: Catalog) -> None:
     root = check.mapping(data, (1, 1), "the catalogue")
     if root is None:
         return
-    check.keys(root, "the catalogue", ("version", "categories", "hubs", "vendors"), ("version", "vendors"))
+    check.keys(root, "the catalogue", ("version", "categories", "hubs", "providers", "vendors"), ("version", "vendors"))
+    _read_providers(check, root, catalog)
     if "version" in root and root["version"] != 1:
         check.error(
             root.value_positions["version"],
@@ -123,6 +126,25 @@ def _read_catalog(check: Checker, data: Any, catalog: Catalog) -> None:
         vendor = check.mapping(body, position, "a vendor")
         if vendor is not None:
             _read_vendor(check, vendor, catalog)
+
+
+def _read_providers(check: Checker, root: LocatedDict, catalog: Catalog) -> None:
+    name = check.string(root, "providers", "the catalogue")
+    if not name:
+        return
+    path = Path(catalog.path).parent / name
+    try:
+        catalog.providers, digest = load_providers(path)
+    except PolicyError as error:
+        check.error(
+            root.value_positions["providers"],
+            "bad-providers",
+            f"the providers file {str(path)!r} does not load (details follow)",
+        )
+        check.problems.extend(error.problems)
+        return
+    catalog.sha256 = hashlib.sha256((catalog.sha256 + digest).encode()).hexdigest()
+    catalog.files = (*catalog.files, str(path))
 
 
 def _source(check: Checker, entry: LocatedDict, what: str) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
 from ._hosts import normalise_host, normalise_path, parse_ip
+from ._index import PathPattern
+from ._models import ModelCondition, ModelReader
 from ._policy import Entry, Policy, Rule
 
 SEVERITY = {"allow": 0, "monitor": 1, "block": 3}
@@ -48,10 +50,12 @@ class Decision:
     directive: Mapping[str, str] | None = None
     contact: str = ""
     policy: str = ""
+    model: str = ""  # the model id that matched a model rule
 
     @property
     def blocked(self) -> bool:
-        return self.action == "block"
+        """Blocked for certain; a non-final "block" only says what an undecided rule would do."""
+        return self.action == "block" and self.final
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -68,6 +72,7 @@ class Decision:
             "directive": dict(self.directive) if self.directive else None,
             "contact": self.contact or None,
             "policy": self.policy,
+            "model": self.model or None,
         }
 
 
@@ -81,12 +86,13 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
     hosts = facts.hosts
     if len(hosts) == 1:
         name = normalise_host(hosts[0])
-        return _decide_name(policy, name, facts.path, (name,))
+        return _decide_name(policy, name, facts, (name,), None)
     names = tuple(dict.fromkeys(normalise_host(h) for h in hosts if h))
     best: Decision | None = None
     pending = False
+    reader = ModelReader(facts.path, facts.headers, facts.body)
     for name in names:
-        verdict = _decide_name(policy, name, facts.path, names)
+        verdict = _decide_name(policy, name, facts, names, reader)
         if not verdict.final:
             pending = True
         elif best is None or SEVERITY[verdict.action] > SEVERITY[best.action]:
@@ -98,7 +104,20 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
     return best
 
 
-def _decide_name(policy: Policy, name: str, raw_path: str | None, names: tuple[str, ...]) -> Decision:
+def decide_oversize(policy: Policy, facts: RequestFacts, size: int) -> Decision:
+    """A body a model rule needs is larger than the policy lets the proxy read."""
+    names = tuple(dict.fromkeys(normalise_host(h) for h in facts.hosts if h))
+    reason = (
+        f"the request body ({size:,} bytes) is larger than the {policy.inspect_max_bytes:,} bytes the policy "
+        f"inspects for model rules; settings.oversize is {policy.oversize}"
+    )
+    rule = Rule("aipolicy:body-too-large", policy.oversize, reason=reason)
+    return _verdict(policy, rule, names[0] if names else "", None, names)
+
+
+def _decide_name(
+    policy: Policy, name: str, facts: RequestFacts, names: tuple[str, ...], reader: ModelReader | None
+) -> Decision:
     address = parse_ip(name)
     candidates: list[Entry] = policy.networks.lookup(address) if address is not None else policy.hosts.lookup(name)
     if policy.always:
@@ -107,21 +126,41 @@ def _decide_name(policy: Policy, name: str, raw_path: str | None, names: tuple[s
         return _default(policy, name, names)
     if len(candidates) > 1:
         candidates.sort(key=_FIRST)
+    raw_path = facts.path
     path = None
-    for rule_index, pattern, app in candidates:
-        if pattern is not None:
-            if raw_path is None:
+    for rule_index, condition, app in candidates:
+        model = ""
+        if condition is not None:
+            if raw_path is None:  # connection level: only the decrypted request can tell
                 return _verdict(policy, policy.rules[rule_index], name, app, names, final=False)
-            if path is None:
-                path = normalise_path(raw_path)
-            if not pattern.matches(path):
-                continue
-        return _verdict(policy, policy.rules[rule_index], name, app, names)
+            if type(condition) is PathPattern:
+                if path is None:
+                    path = normalise_path(raw_path)
+                if not condition.matches(path):
+                    continue
+            else:
+                assert isinstance(condition, ModelCondition)
+                if reader is None:
+                    reader = ModelReader(raw_path, facts.headers, facts.body)
+                models = reader.models(condition.provider)
+                if models is None:  # the model id is in the body, not read yet
+                    return _verdict(policy, policy.rules[rule_index], name, app, names, final=False)
+                hit = condition.match(models)
+                if hit is None:
+                    continue
+                model, app = hit
+        return _verdict(policy, policy.rules[rule_index], name, app, names, model=model)
     return _default(policy, name, names)
 
 
 def _verdict(
-    policy: Policy, rule: Rule, name: str, app_id: str | None, names: tuple[str, ...], final: bool = True
+    policy: Policy,
+    rule: Rule,
+    name: str,
+    app_id: str | None,
+    names: tuple[str, ...],
+    final: bool = True,
+    model: str = "",
 ) -> Decision:
     catalog = policy.catalog
     app = catalog.apps.get(app_id) if app_id else catalog.app_for_host(name)
@@ -143,6 +182,7 @@ def _verdict(
         directive=rule.directive,
         contact=rule.contact or policy.contact,
         policy=policy.hash,
+        model=model,
     )
 
 

@@ -20,21 +20,23 @@ from ._checker import Checker
 from ._errors import PolicyError, Problem
 from ._index import HostIndex, NetworkIndex, PathPattern
 from ._located import LocatedDict, LocatedList, Position, load_located
+from ._models import ModelCondition
 from ._resources import shipped_catalog
 from ._targets import Target, parse_target
 
 ACTIONS = ("block", "monitor", "allow")
 PLANNED_ACTIONS = ("warn", "read-only", "redact", "quota")
-MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "any")
+MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "models", "any")
 RULE_KEYS = ("id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact")
 POLICY_KEYS = ("version", "name", "description", "default", "catalog", "settings", "lists", "rules")
-SETTINGS_KEYS = ("contact", "log_query", "block_page_title")
+SETTINGS_KEYS = ("contact", "log_query", "block_page_title", "inspect_max_bytes", "oversize")
+OVERSIZE_ACTIONS = ("block", "monitor")
 DIRECTIVE_KEYS = ("id", "title", "reference", "issued", "authority")
 LIST_FILE_KEYS = ("file", "format", "description")
 LIST_FORMATS = ("plain", "hosts")
 
-# An entry in an index: (rule position, path pattern or None, catalogue app id or None).
-Entry = tuple[int, PathPattern | None, str | None]
+# An entry in an index: (rule position, condition on the request or None, catalogue app id or None).
+Entry = tuple[int, PathPattern | ModelCondition | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Policy:
     sha256: str
     contact: str = ""
     log_query: bool = False
+    inspect_max_bytes: int = 8 * 1024 * 1024  # bodies read for model rules; larger ones get `oversize`
+    oversize: str = "block"  # what a body too large to inspect gets: block (fail closed) or monitor
     block_page_title: str = "Blocked by your organisation's AI policy"
     warnings: list[Problem] = field(default_factory=list)
     files: tuple[str, ...] = ()  # every file read, for hot reload
@@ -172,7 +176,7 @@ class _PolicyLoader:
                 )
             self.check.problems.extend(error.problems)
             return None
-        self.files.append(str(path))
+        self.files.extend(catalog.files)
         return catalog
 
     def _read_settings(self, root: LocatedDict) -> dict[str, Any]:
@@ -194,6 +198,19 @@ class _PolicyLoader:
                 self.check.error(
                     settings.value_positions["log_query"], "wrong-type", "settings.log_query must be true or false"
                 )
+        if "inspect_max_bytes" in settings:
+            value = settings["inspect_max_bytes"]
+            if isinstance(value, int) and not isinstance(value, bool) and 1024 <= value <= 1 << 30:
+                result["inspect_max_bytes"] = value
+            else:
+                self.check.error(
+                    settings.value_positions["inspect_max_bytes"],
+                    "bad-value",
+                    f"settings.inspect_max_bytes must be a number of bytes from 1024 to 1073741824, got {value!r}",
+                )
+        oversize = self.check.choice(settings, "oversize", "settings", OVERSIZE_ACTIONS)
+        if oversize:
+            result["oversize"] = oversize
         return result
 
     def _read_lists(self, root: LocatedDict, digest: Any) -> None:
@@ -362,10 +379,24 @@ class _PolicyLoader:
                 )
                 continue
             self._index_list(name, index, hosts, networks)
+        patterns: list[tuple[str, str | None]] = []
+        for text, _ in self.check.strings(match, "models", f"{what}.match"):
+            patterns.append((text.lower(), None))
         for app_id in self._catalog_apps(match, what):
-            targets.extend((target, app_id) for target in self.catalog.apps[app_id].targets)  # type: ignore[union-attr]
+            app = self.catalog.apps[app_id]  # type: ignore[union-attr]
+            targets.extend((target, app_id) for target in app.targets)
+            patterns.extend((pattern, app_id) for pattern in app.models)
         for target, app in targets:
             _index_target(target, (index, target.path, app), hosts, networks)
+        if patterns and self.catalog is not None:
+            self._index_models(tuple(dict.fromkeys(patterns)), index, hosts)
+
+    def _index_models(self, patterns: tuple[tuple[str, str | None], ...], index: int, hosts: HostIndex[Entry]) -> None:
+        """A model rule applies on every provider API host in the catalogue, where it reads the model id."""
+        for provider in self.catalog.providers.values():  # type: ignore[union-attr]
+            condition = ModelCondition(provider, patterns)
+            for target in provider.targets:
+                hosts.add(target.host, (index, condition, None))
 
     def _index_list(self, name: str, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry]) -> None:
         entries = self.lists[name]

@@ -7,6 +7,7 @@ from aipolicy import __version__
 from ._catalog import catalog
 from ._policy import policy
 from ._proxy import proxy
+from ._violations import violations
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,3 +26,4 @@ def main() -> None:
 main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
+main.add_command(violations)

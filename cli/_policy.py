@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -137,7 +138,7 @@ def test_url(
     if not host:
         raise click.BadParameter(f"{url!r} has no host", param_hint="URL")
     names = tuple(n for n in (host, sni, header_map.get("host", "")) if n)
-    body = Path(body_file).read_bytes() if body_file else None
+    body, oversize = _read_body(body_file, header_map.get("content-encoding", ""), loaded.inspect_max_bytes)
     facts = RequestFacts(
         hosts=names,
         path=path,
@@ -149,11 +150,32 @@ def test_url(
         headers=header_map,
         body=body,
     )
-    decision = aipolicy.decide(loaded, facts)
+    decision = aipolicy.decide(loaded, replace(facts, body=None))
+    if not decision.final:  # as the proxy: a model rule needs the body
+        if oversize:
+            decision = aipolicy.decide_oversize(loaded, facts, oversize)
+        else:
+            decision = aipolicy.decide(loaded, replace(facts, body=body or b""))
     if as_json:
         echo_json({"url": url, **decision.as_dict()})
         return
     _print_decision(decision, url)
+
+
+def _read_body(body_file: str | None, content_encoding: str, limit: int) -> tuple[bytes | None, int]:
+    """The body as the proxy would inspect it: (decoded bytes, 0), or (None, size) when too large."""
+    if not body_file:
+        return None, 0
+    try:
+        raw = Path(body_file).read_bytes()
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {body_file!r}: {error.strerror}", param_hint="--body-file") from None
+    if len(raw) > limit:
+        return None, len(raw)
+    try:
+        return aipolicy.decode_body(raw, content_encoding, limit), 0
+    except ValueError as error:
+        return (None, limit + 1) if "larger than" in str(error) else (raw, 0)
 
 
 def _print_decision(decision: Decision, url: str) -> None:
@@ -175,6 +197,8 @@ def _print_decision(decision: Decision, url: str) -> None:
             "Directive",
             escape(" — ".join(v for v in (decision.directive.get("id", ""), decision.directive.get("title", "")) if v)),
         )
+    if decision.model:
+        table.add_row("Model", escape(decision.model))
     table.add_row("Matched host", escape(decision.host))
     table.add_row("Policy", decision.policy)
     stdout.print(table)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
@@ -21,8 +22,6 @@ import aipolicy
 from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, RequestFacts
 
 logger = logging.getLogger("aipolicy")
-
-HEADERS_TO_DECIDE = ("accept", "user-agent", "content-type", "upgrade")
 
 
 @dataclass
@@ -235,9 +234,20 @@ class Enforcer:
         except Exception as error:
             self._fail_closed(flow, error, "request")
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or not flow.metadata.get("aipolicy_wait_body"):
+            return
+        try:
+            self._enforce_request(flow, with_body=True)
+        except Exception as error:
+            self._fail_closed(flow, error, "request")
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response and "alt-svc" in flow.response.headers:
+        if flow.response is None:
+            return
+        if "alt-svc" in flow.response.headers:
             del flow.response.headers["alt-svc"]  # never let a client learn of HTTP/3 and leave the proxy's view
+        flow.response.stream = True  # responses are never inspected: stream them (server-sent events included)
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         state = self.connections.get(flow.client_conn.id)
@@ -251,10 +261,11 @@ class Enforcer:
 
     # --- decisions and actions ----------------------------------------------
 
-    def _enforce_request(self, flow: http.HTTPFlow) -> None:
+    def _enforce_request(self, flow: http.HTTPFlow, with_body: bool = False) -> None:
         request = flow.request
         state = self._state(flow.client_conn)
         names = (request.host, state.sni or flow.client_conn.sni or "", request.host_header or "")
+        body, oversize = self._body(flow) if with_body else (_known_empty_body(request), _declared_size(request))
         facts = self._facts(
             flow.client_conn,
             tuple(n for n in names if n),
@@ -262,18 +273,41 @@ class Enforcer:
             method=request.method,
             port=request.port,
             path=request.path,
+            body=body,
         )
         decision = self._decide(facts)
+        if not decision.final and self.policy and oversize > self.policy.inspect_max_bytes:
+            decision = aipolicy.decide_oversize(self.policy, facts, oversize)
+        if not decision.final and not with_body:
+            flow.metadata["aipolicy_wait_body"] = True  # a model rule needs the body: let mitmproxy read it
+            return
         if state.pending and not decision.blocked:
-            decision = (
-                state.pending
-            )  # blocked for a reason the request alone does not show (an error, an unwritable log)
+            # blocked for a reason the request alone does not show (an error, an unwritable log)
+            decision = state.pending
         flow.metadata["aipolicy"] = decision
         if decision.blocked:
             self._block(flow, decision, facts)
             state.recorded = True
-        elif decision.action == "monitor" and not self._record(decision, facts, "request", flow=flow):
+            return
+        if decision.action == "monitor" and not self._record(decision, facts, "request", flow=flow):
             self._block(flow, _unlogged(decision), facts)
+            return
+        if not with_body:
+            request.stream = True  # decided without the body: let uploads stream through untouched
+
+    def _body(self, flow: http.HTTPFlow) -> tuple[bytes | None, int]:
+        """(decoded request body, 0), or (None, size) when it is too large to inspect."""
+        assert self.policy is not None
+        limit = self.policy.inspect_max_bytes
+        raw = flow.request.raw_content or b""
+        if len(raw) > limit:
+            return None, len(raw)
+        try:
+            return aipolicy.decode_body(raw, flow.request.headers.get("content-encoding", ""), limit), 0
+        except ValueError as error:
+            if "larger than" in str(error):
+                return None, limit + 1
+            return raw, 0  # not decodable as declared: inspect the bytes as sent
 
     def _decide(self, facts: RequestFacts) -> Decision:
         if self.policy is None:
@@ -289,11 +323,12 @@ class Enforcer:
         method: str = "",
         port: int = 0,
         path: str | None = None,
+        body: bytes | None = None,
     ) -> RequestFacts:
-        headers = {}
+        headers: Mapping[str, str] = {}
         user = ""
         if flow is not None:
-            headers = {k: flow.request.headers.get(k, "") for k in HEADERS_TO_DECIDE if k in flow.request.headers}
+            headers = flow.request.headers  # case-insensitive; read only where a rule looks
             auth = flow.metadata.get("proxyauth")
             user = auth[0] if isinstance(auth, tuple) and auth else ""
         scheme = "https" if client.tls or method == "CONNECT" else "http"
@@ -306,6 +341,7 @@ class Enforcer:
             client_ip=aipolicy.normalise_host(client.peername[0]) if client.peername else "",
             user=user,
             headers=headers,
+            body=body,
         )
 
     def _refuse_connect(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
@@ -421,6 +457,27 @@ def _unlogged(decision: Decision) -> Decision:
         rule="aipolicy:log-unavailable",
         reason=f"the event log cannot be written, so AI-app traffic is blocked (would have been: {decision.action} by rule {decision.rule})",
     )
+
+
+def _known_empty_body(request: http.Request) -> bytes | None:
+    """b"" when the headers say no body follows; None when one may (it is not read yet)."""
+    headers = request.headers
+    if headers.get("content-length", "").strip() == "0":
+        return b""
+    if (
+        request.http_version.startswith("HTTP/1")
+        and "content-length" not in headers
+        and "transfer-encoding" not in headers
+    ):
+        return b""
+    return None
+
+
+def _declared_size(request: http.Request) -> int:
+    try:
+        return max(int(request.headers.get("content-length", "0")), 0)
+    except ValueError:
+        return 0
 
 
 def _fingerprint(files: tuple[str, ...]) -> tuple[object, ...]:

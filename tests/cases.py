@@ -19,6 +19,9 @@ class Case:
     rule: str
     sni: str = ""  # TLS server name, when it differs from the URL's host
     host_header: str = ""  # Host header, when it differs from the URL's host
+    body: str = ""  # a JSON request body (sent with POST)
+    encoding: str = ""  # Content-Encoding to compress the body with: gzip
+    header: str = ""  # one more request header, NAME:VALUE
 
     def render(self, marker: str, http_port: int, https_port: int) -> Case:
         def fill(text: str) -> str:
@@ -28,7 +31,17 @@ class Case:
                 .replace("HTTP", f"127.0.0.1:{http_port}")
             )
 
-        return Case(self.name, fill(self.url), self.action, self.rule, fill(self.sni), fill(self.host_header))
+        return Case(
+            self.name,
+            fill(self.url),
+            self.action,
+            self.rule,
+            fill(self.sni),
+            fill(self.host_header),
+            self.body,
+            self.encoding,
+            self.header,
+        )
 
 
 CASES = [
@@ -76,4 +89,69 @@ CASES = [
     Case("monitored AI site over CONNECT", "https://{m}.chatgpt.com/", "monitor", "ai-monitor"),
     Case("non-AI host over plain HTTP", "http://HTTP/{m}", "allow", "default"),
     Case("non-AI host over CONNECT", "https://HTTPS/{m}", "allow", "default"),
+    # Models served by other providers: the model id is read where the provider keeps it.
+    Case(
+        "banned model in the body",
+        "https://gateway.example/api/v1/{m}",
+        "block",
+        "deepseek",
+        body='{"model": "deepseek/deepseek-r1", "messages": []}',
+    ),
+    Case(
+        "banned model in a fallback array",
+        "https://gateway.example/api/v1/{m}",
+        "block",
+        "deepseek",
+        body='{"model": "openai/gpt-4o", "models": ["openai/gpt-4o", "DeepSeek/DeepSeek-Chat"]}',
+    ),
+    Case(
+        "banned model in a gzip-compressed body",
+        "https://gateway.example/api/v1/{m}",
+        "block",
+        "deepseek",
+        body='{"model": "deepseek-ai/DeepSeek-V3"}',
+        encoding="gzip",
+    ),
+    Case(
+        "another model on the same gateway",
+        "https://gateway.example/api/v1/{m}",
+        "allow",
+        "default",
+        body='{"model": "openai/gpt-4o", "messages": []}',
+    ),
+    Case(
+        "a prompt that mentions the banned model",
+        "https://gateway.example/api/v1/{m}",
+        "allow",
+        "default",
+        body='{"model": "mistral-large", "messages": [{"role": "user", "content": "Is deepseek-r1 better? model: deepseek"}]}',
+    ),
+    Case(
+        "banned model in the path, percent-encoded ARN",
+        "https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fdeepseek.r1-v1%3A0/converse",
+        "block",
+        "deepseek",
+        body='{"messages": []}',
+    ),
+    Case(
+        "another model in the path",
+        "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke?m={m}",
+        "allow",
+        "default",
+        body='{"prompt": "deepseek?"}',
+    ),
+    Case(
+        "banned model in a Workers AI path",
+        "https://api.cloudflare.com/client/v4/accounts/{m}/ai/run/@cf/deepseek-ai/deepseek-r1-distill-qwen-32b",
+        "block",
+        "deepseek",
+        body='{"prompt": "hello"}',
+    ),
+    Case(
+        "banned model in a header",
+        "https://header.example/v1/{m}",
+        "block",
+        "deepseek",
+        header="x-model:deepseek-coder",
+    ),
 ]

@@ -406,7 +406,7 @@ def test_unsupported_version(tmp_path: Path) -> None:
 def test_empty_match(tmp_path: Path) -> None:
     path = write(tmp_path, "rules:\n  - id: r\n    action: block\n    match: {}\n")
     assert problems_of(path) == [
-        f"{path}:6:12: error: rule 'r'.match matches nothing (use one of: domains, hosts, ips, urls, lists, vendors, apps, categories, any) [empty-match]"
+        f"{path}:6:12: error: rule 'r'.match matches nothing (use one of: domains, hosts, ips, urls, lists, vendors, apps, categories, models, any) [empty-match]"
     ]
 
 
@@ -610,6 +610,7 @@ def policy_set(tmp_path: Path) -> Path:
     directory = tmp_path / "set"
     directory.mkdir()
     shutil.copy(FIXTURE_CATALOG, directory / "catalog.yaml")
+    shutil.copy(FIXTURES / "providers.yaml", directory / "providers.yaml")
     (directory / "extra.txt").write_text("one.example\ntwo.example\n", encoding="utf-8")
     (directory / "policy.yaml").write_text(
         textwrap.dedent(
@@ -651,8 +652,9 @@ def test_hash_is_stable(policy_set: Path, tmp_path: Path) -> None:
         ("policy.yaml", "version: 1\n", "version: 1\n# a comment\n"),
         ("catalog.yaml", "api.openai.com", "api2.openai.com"),
         ("extra.txt", "two.example", "three.example"),
+        ("providers.yaml", "=gateway.example", "=gateway2.example"),
     ],
-    ids=["policy-rule", "policy-comment", "catalogue", "list-file"],
+    ids=["policy-rule", "policy-comment", "catalogue", "list-file", "providers-file"],
 )
 def test_hash_changes_with_any_file(policy_set: Path, file: str, old: str, new: str) -> None:
     before = load_hash(policy_set)
@@ -665,4 +667,4 @@ def test_hash_changes_with_any_file(policy_set: Path, file: str, old: str, new: 
 
 def test_loaded_policy_lists_every_file_it_read(policy_set: Path) -> None:
     policy = load_policy(policy_set / "policy.yaml")
-    assert sorted(Path(f).name for f in policy.files) == ["catalog.yaml", "extra.txt", "policy.yaml"]
+    assert sorted(Path(f).name for f in policy.files) == ["catalog.yaml", "extra.txt", "policy.yaml", "providers.yaml"]

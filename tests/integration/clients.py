@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import ssl
 import urllib.parse
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ def client_context(*cas: Path) -> ssl.SSLContext:
     return context
 
 
-def send(proxy: Proxy, case: Case, upstream_ca: Path, accept: str = "application/json") -> Outcome:
+def send(proxy: Proxy, case: Case, upstream_ca: Path, accept: str = "application/json", marker: str = "") -> Outcome:
     parts = urllib.parse.urlsplit(case.url)
     if case.sni:
         status_line, sock, detail = connect_tls(proxy.port, parts.netloc, case.sni, [proxy.ca, upstream_ca])
@@ -37,14 +38,26 @@ def send(proxy: Proxy, case: Case, upstream_ca: Path, accept: str = "application
         status, _, body = http_over(sock, parts.netloc, parts.path or "/", accept)
         sock.close()
         return Outcome(status, body)
-    headers = {"accept": accept}
+    headers = {"accept": accept, "user-agent": f"aipolicy-tests/{marker}"}
     if case.host_header:
         headers["host"] = case.host_header
+    if case.header:
+        name, _, value = case.header.partition(":")
+        headers[name] = value
+    content = case.body.encode()
+    if case.body:
+        headers["content-type"] = "application/json"
+    if case.encoding == "gzip":
+        content = gzip.compress(content)
+        headers["content-encoding"] = "gzip"
     with httpx.Client(
         proxy=proxy.url, verify=client_context(proxy.ca, upstream_ca), timeout=10, trust_env=False
     ) as client:
         try:
-            response = client.get(case.url, headers=headers)
+            if case.body:
+                response = client.post(case.url, headers=headers, content=content)
+            else:
+                response = client.get(case.url, headers=headers)
         except httpx.ProxyError as error:
             return Outcome(403 if "403" in str(error) else 0, str(error).encode())
         return Outcome(response.status_code, response.content)

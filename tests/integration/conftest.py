@@ -46,12 +46,17 @@ def routes(http_upstream: Upstream, https_upstream: Upstream) -> dict[str, int]:
         "chatgpt.com": https_upstream.port,
         "huggingface.co": https_upstream.port,
         "allowed.test": http_upstream.port,
-        "deepseek.example": http_upstream.port,  # only its subdomains are allowed, and reach this
+        "deepseek.example": http_upstream.port,
+        "gateway.example": https_upstream.port,
+        "bedrock-runtime.us-east-1.amazonaws.com": https_upstream.port,
+        "api.cloudflare.com": https_upstream.port,
+        "header.example": https_upstream.port,  # only its subdomains are allowed, and reach this
     }
 
 
 def copy_fixture_policy(directory: Path) -> Path:
     shutil.copy(FIXTURES / "catalog.yaml", directory / "catalog.yaml")
+    shutil.copy(FIXTURES / "providers.yaml", directory / "providers.yaml")
     shutil.copy(FIXTURES / "policy.yaml", directory / "policy.yaml")
     return directory / "policy.yaml"
 

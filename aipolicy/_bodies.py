@@ -1,0 +1,56 @@
+"""Request bodies as the server would read them: content-encoding undone once."""
+
+from __future__ import annotations
+
+import zlib
+from types import ModuleType
+
+brotli: ModuleType | None
+zstandard: ModuleType | None
+try:
+    import brotli  # type: ignore[import-untyped,no-redef]  # brought by mitmproxy
+except ImportError:  # pragma: no cover
+    brotli = None
+try:
+    import zstandard  # brought by mitmproxy
+except ImportError:  # pragma: no cover
+    zstandard = None
+
+
+def decode_body(data: bytes, content_encoding: str, limit: int) -> bytes:
+    """Undo Content-Encoding (gzip, deflate, br, zstd; several in order), reading at most ``limit`` bytes.
+
+    Raises ValueError for an unknown or broken encoding, or output over the limit."""
+    for coding in reversed([c.strip().lower() for c in content_encoding.split(",") if c.strip()]):
+        if coding in ("identity", ""):
+            continue
+        if coding in ("gzip", "x-gzip"):
+            data = _inflate(data, zlib.MAX_WBITS | 16, limit)
+        elif coding == "deflate":
+            try:
+                data = _inflate(data, zlib.MAX_WBITS, limit)
+            except ValueError:
+                data = _inflate(data, -zlib.MAX_WBITS, limit)  # raw deflate, as some clients send it
+        elif coding == "br" and brotli is not None:
+            data = brotli.decompress(data)
+        elif coding == "zstd" and zstandard is not None:
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        else:
+            raise ValueError(f"unsupported content-encoding {coding!r}")
+        if len(data) > limit:
+            raise ValueError(f"decoded body larger than {limit} bytes")
+    return data
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits)
+    try:
+        out = decompressor.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise ValueError(f"broken compressed body: {error}") from None
+    if len(out) > limit:
+        raise ValueError(f"decoded body larger than {limit} bytes")
+    return out
+
+
+__all__ = ["decode_body"]

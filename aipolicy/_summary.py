@@ -1,0 +1,311 @@
+"""Summaries of the event log: who tried to reach what, when, how often, and the trend.
+
+    reader = read_events(paths, since=format_ts(previous_start), until=...)
+    summary = summarise(filter_events(reader, EventFilter(actions={"block"})), ["user", "app"], since=..., until=...)
+
+Events are counted in one streaming pass; memory grows with the number of
+groups (and distinct users per group), never with the number of events.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._logs import LogEvent
+
+BY_KEYS = ("user", "group", "host", "app", "vendor", "rule", "directive", "action", "day", "hour")
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str, now: datetime.datetime) -> datetime.datetime:
+    """A time given on the command line: RFC 3339 / ISO 8601 (naive means UTC), or a duration before ``now``.
+
+    >>> now = datetime.datetime(2026, 11, 8, 12, tzinfo=datetime.UTC)
+    >>> parse_time("7d", now).isoformat()
+    '2026-11-01T12:00:00+00:00'
+    >>> parse_time("2026-11-01", now).isoformat()
+    '2026-11-01T00:00:00+00:00'
+    """
+    value = text.strip()
+    duration = _DURATION.fullmatch(value.lower())
+    if duration:
+        amount, unit = int(duration[1]), duration[2]
+        try:
+            return now - datetime.timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches too far back") from None
+    if value.lower() == "now":
+        return now
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: use a date or time (2026-11-01, 2026-11-01T10:00:00Z) "
+            "or a duration before now (30m, 24h, 7d, 2w)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
+
+
+def as_text(value: object) -> str | None:
+    """A field's value as a string (events are hostile input: a field may hold anything)."""
+    if value is None or type(value) is str:
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def who(data: dict[str, Any]) -> str | None:
+    """The user, or the client's address when the request was not authenticated."""
+    return as_text(data.get("user")) or as_text(data.get("client_ip"))
+
+
+def groups_of(data: dict[str, Any]) -> list[str | None]:
+    """The event's groups, each once; ``[None]`` when it has none."""
+    value = data.get("groups")
+    if isinstance(value, list):
+        names = list(dict.fromkeys(as_text(name) for name in value if name is not None))
+    else:
+        names = [as_text(value)] if value else []
+    return names or [None]
+
+
+def _field(name: str) -> Callable[[LogEvent], str | None]:
+    return lambda event: as_text(event.data.get(name))
+
+
+# How each --by key reads an event (``group`` is the one that may give several values).
+_KEY_READERS: dict[str, Callable[[LogEvent], str | None]] = {
+    "user": lambda event: who(event.data),
+    "host": _field("host"),
+    "app": _field("app"),
+    "vendor": _field("vendor"),
+    "rule": _field("rule"),
+    "directive": _field("directive"),
+    "action": _field("action"),
+    "day": lambda event: event.ts[:10],
+    "hour": lambda event: event.ts[:13] + ":00Z",
+}
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events count: each non-empty set must hold the event's value (any of its groups)."""
+
+    users: frozenset[str] = frozenset()  # user names or client addresses
+    groups: frozenset[str] = frozenset()
+    apps: frozenset[str] = frozenset()
+    vendors: frozenset[str] = frozenset()
+    rules: frozenset[str] = frozenset()
+    actions: frozenset[str] = frozenset()
+    directives: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return any((self.users, self.groups, self.apps, self.vendors, self.rules, self.actions, self.directives))
+
+    def matches(self, data: dict[str, Any]) -> bool:
+        single = (
+            (self.apps, "app"),
+            (self.vendors, "vendor"),
+            (self.rules, "rule"),
+            (self.actions, "action"),
+            (self.directives, "directive"),
+        )
+        if any(wanted and as_text(data.get(name)) not in wanted for wanted, name in single):
+            return False
+        if self.users and not {as_text(data.get("user")), as_text(data.get("client_ip"))} & self.users:
+            return False
+        return not self.groups or any(name in self.groups for name in groups_of(data))
+
+
+def filter_events(events: Iterable[LogEvent], event_filter: EventFilter) -> Iterator[LogEvent]:
+    if not event_filter:
+        return iter(events)
+    return (event for event in events if event_filter.matches(event.data))
+
+
+@dataclass
+class _Tally:
+    count: int = 0
+    previous: int = 0
+    users: set[str | None] = field(default_factory=set)
+    first: str = ""
+    last: str = ""
+
+    def add(self, event: LogEvent, user: str | None) -> None:
+        self.count += 1
+        self.users.add(user)
+        if not self.first or event.ts < self.first:
+            self.first = event.ts
+        if event.ts > self.last:
+            self.last = event.ts
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """One row: the values of the ``by`` keys and what happened under them."""
+
+    key: dict[str, str | None]
+    count: int
+    users: int
+    first: str | None
+    last: str | None
+    previous: int | None  # in the period of the same length just before ``since``
+
+    @property
+    def change(self) -> int | None:
+        return None if self.previous is None else self.count - self.previous
+
+    @property
+    def change_percent(self) -> float | None:
+        if self.previous is None or self.previous == 0:
+            return None
+        return round(100 * (self.count - self.previous) / self.previous, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.key,
+            "count": self.count,
+            "users": self.users,
+            "first": self.first,
+            "last": self.last,
+            "previous": self.previous,
+            "change": self.change,
+            "change_percent": self.change_percent,
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    by: tuple[str, ...]
+    since: str | None
+    until: str | None
+    previous_since: str | None
+    groups: list[GroupSummary]  # by count, largest first
+    overall: GroupSummary  # every event: the total line
+    days: dict[str, int]  # events per day (UTC), in day order
+
+    @property
+    def total(self) -> int:
+        return self.overall.count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "since": self.since,
+            "until": self.until,
+            "by": list(self.by),
+            "groups": [group.as_dict() for group in self.groups],
+            "users": self.overall.users,
+            "first": self.overall.first,
+            "last": self.overall.last,
+            "previous_since": self.previous_since,
+            "previous": self.overall.previous,
+            "change": self.overall.change,
+            "change_percent": self.overall.change_percent,
+            "days": dict(self.days),
+        }
+
+
+def previous_period(since: datetime.datetime, until: datetime.datetime) -> datetime.datetime:
+    """The start of the period of the same length that ends where ``since`` begins."""
+    return since - (until - since)
+
+
+def _keys(event: LogEvent, by: Sequence[str]) -> Iterable[tuple[str | None, ...]]:
+    values = [groups_of(event.data) if key == "group" else [_KEY_READERS[key](event)] for key in by]
+    return itertools.product(*values)
+
+
+def summarise(
+    events: Iterable[LogEvent],
+    by: Sequence[str] = ("rule",),
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    previous_since: str | None = None,
+) -> Summary:
+    """Count events per combination of ``by`` values (an event in several groups counts in each).
+
+    Events before ``since`` count as the previous period (the caller reads from
+    ``previous_since``); the others are the period summarised.
+    """
+    unknown = [key for key in by if key not in BY_KEYS]
+    if unknown:
+        raise ValueError(f"cannot group by {', '.join(unknown)} (valid: {', '.join(BY_KEYS)})")
+    tallies: dict[tuple[str | None, ...], _Tally] = {}
+    overall = _Tally()
+    days: dict[str, int] = {}
+    simple = "group" not in by
+    readers = [_KEY_READERS[key] for key in by] if simple else []
+    for event in events:
+        if since is not None and event.ts < since:
+            for key in _keys(event, by):
+                tally = tallies.get(key)
+                if tally is None:
+                    tally = tallies[key] = _Tally()
+                tally.previous += 1
+            overall.previous += 1
+            continue
+        user = who(event.data)
+        overall.add(event, user)
+        day = event.ts[:10]
+        days[day] = days.get(day, 0) + 1
+        for key in [tuple(read(event) for read in readers)] if simple else _keys(event, by):
+            tally = tallies.get(key)
+            if tally is None:
+                tally = tallies[key] = _Tally()
+            tally.add(event, user)
+    has_previous = since is not None and previous_since is not None
+    rows = [_row(by, key, tally, has_previous) for key, tally in tallies.items() if tally.count]
+    rows.sort(key=lambda row: (-row.count, [(value is None, value or "") for value in row.key.values()]))
+    return Summary(
+        by=tuple(by),
+        since=since,
+        until=until,
+        previous_since=previous_since if has_previous else None,
+        groups=rows,
+        overall=_row((), (), overall, has_previous),
+        days=dict(sorted(days.items())),
+    )
+
+
+def _row(by: Sequence[str], key: tuple[str | None, ...], tally: _Tally, has_previous: bool) -> GroupSummary:
+    return GroupSummary(
+        key=dict(zip(by, key, strict=True)),
+        count=tally.count,
+        users=len(tally.users),
+        first=tally.first or None,
+        last=tally.last or None,
+        previous=tally.previous if has_previous else None,
+    )
+
+
+def sparkline(days: dict[str, int], *, width: int = 60) -> tuple[str, str, str]:
+    """(first day, last day, one character per day) up to the last day with events, at most ``width`` days."""
+    if not days:
+        return "", "", ""
+    last = datetime.date.fromisoformat(max(days))
+    first = max(datetime.date.fromisoformat(min(days)), last - datetime.timedelta(days=width - 1))
+    counts = [days.get((first + datetime.timedelta(days=n)).isoformat(), 0) for n in range((last - first).days + 1)]
+    peak = max(counts)
+    bars = "▁▂▃▄▅▆▇█"
+    line = "".join("·" if c == 0 else bars[min(len(bars) - 1, (c * len(bars) - 1) // peak)] for c in counts)
+    return first.isoformat(), last.isoformat(), line
+
+
+def format_change(count: int, previous: int | None) -> str:
+    """``+3 (+50%)``, ``-2 (-40%)``, ``+4 (new)``; empty when there is no previous period."""
+    if previous is None:
+        return ""
+    change = count - previous
+    if previous == 0:
+        return "0" if change == 0 else f"+{change} (new)"
+    return f"{change:+d} ({100 * change / previous:+.0f}%)"
