@@ -68,6 +68,7 @@ def decision_event(
         "groups": list(facts.groups),
         "user_agent": _clip("user_agent", user_agent) or None,
         "reason": _clip("reason", decision.reason),
+        "model": decision.model or None,
         "directive": (decision.directive or {}).get("id"),
         "policy": decision.policy,
         "stage": stage,

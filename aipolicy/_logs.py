@@ -34,6 +34,7 @@ MAX_LINE_BYTES = 1 << 20  # a real event is a few kilobytes (fields are clipped 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PROGRESS_EVERY = 16384  # lines between progress reports
 _EXAMPLES = 3  # locations kept per skip reason
+_decode_json = json.JSONDecoder().raw_decode
 
 # Why a line was skipped, in the order the report lists them.
 SKIP_REASONS = {
@@ -48,7 +49,9 @@ SKIP_REASONS = {
 }
 
 # The writer's timestamp: RFC 3339 UTC, milliseconds, "Z". Such strings sort as the times they name.
-_CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_CANONICAL_TS = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
+)
 # The writer's line layout, so the timestamp can be read without parsing the JSON (see _Parser).
 _WRITER_HEAD = re.compile(rb'\{"v":1,"id":"[0-9a-f]{32}","ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"')
 
@@ -108,6 +111,12 @@ def canonical_ts(value: object) -> str | None:
     if type(value) is not str:
         return None
     if len(value) == 24 and _CANONICAL_TS.fullmatch(value):
+        if value[8:10] <= "28":
+            return value
+        try:  # the 29th to the 31st: does the month have that day?
+            datetime.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
         return value
     try:
         moment = datetime.datetime.fromisoformat(value)
@@ -120,8 +129,8 @@ def canonical_ts(value: object) -> str | None:
 
 def format_ts(moment: datetime.datetime) -> str:
     """A timezone-aware time in the canonical form (milliseconds, truncated)."""
-    moment = moment.astimezone(datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(datetime.UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond // 1000:03d}Z"
 
 
 class _Parser:
@@ -143,15 +152,17 @@ class _Parser:
             if head is not None and self.out_of_range(head[1].decode("ascii")):
                 return None
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
             self.skipped.add("truncated" if last else "not-utf8", file, line)
             return None
-        if not text.strip():
+        if not text:
             return None
         try:
-            data = json.loads(text)
+            data, end = _decode_json(text)  # json.loads without its checks: this is the hot path
         except ValueError:  # JSONDecodeError, and numbers too large to convert
+            end = -1
+        if end != len(text):
             self.skipped.add("truncated" if last else "not-json", file, line)
             return None
         if type(data) is not dict:
@@ -176,6 +187,14 @@ class _Parser:
         if self.out_of_range(ts):
             return None
         return LogEvent(ts, data, file, line)
+
+
+def _is_gzip(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
 
 
 def _open_log(path: str) -> tuple[IO[bytes], IO[bytes]]:
@@ -232,7 +251,7 @@ def _skip_rest_of_line(stream: IO[bytes]) -> bool:
             return True
 
 
-_ROTATED = re.compile(r"(?P<base>.+\..+?)(?:[.-](?P<suffix>\d+))?(?:\.gz)?")
+_ROTATED = re.compile(r"(?P<base>.+?\..+?)[.-](?P<suffix>\d+)")
 
 
 def rotation_key(path: str) -> tuple[str, str, tuple[int, int, str], str]:
@@ -243,16 +262,12 @@ def rotation_key(path: str) -> tuple[str, str, tuple[int, int, str], str]:
     events.jsonl`` (dated: later is newer).
     """
     directory, name = os.path.split(path)
-    match = _ROTATED.fullmatch(name)
-    if not match:
-        return directory, name, (1, 0, ""), path
+    stem = name.removesuffix(".gz")
+    match = _ROTATED.fullmatch(stem)
+    if match is None:
+        return directory, stem, (0 if stem != name else 1, 0, ""), path
     suffix = match["suffix"]
-    if suffix is None:
-        rank = (1 if not name.endswith(".gz") else 0, 0, "")
-    elif len(suffix) >= 8:
-        rank = (0, 0, suffix)
-    else:
-        rank = (0, -int(suffix), "")
+    rank = (0, 0, suffix) if len(suffix) >= 8 else (0, -int(suffix), "")
     return directory, match["base"], rank, path
 
 
@@ -318,7 +333,8 @@ class EventReader:
     @property
     def current_files(self) -> list[str]:
         """The files to follow: each named literally, and the current (unrotated) file of each glob's logs."""
-        return [path for path in self.files if path in self.literal or is_current(path)]
+        wanted = [path for path in self.files if path in self.literal or is_current(path)]
+        return [path for path in wanted if not _is_gzip(path)]
 
     def __iter__(self) -> Iterator[LogEvent]:
         for path in self.files:

@@ -14,7 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._logs import LogEvent
@@ -77,21 +77,28 @@ def groups_of(data: dict[str, Any]) -> list[str | None]:
     return names or [None]
 
 
-def _field(name: str) -> Callable[[LogEvent], str | None]:
-    return lambda event: as_text(event.data.get(name))
+KeyReader = Callable[[dict[str, Any], str, str | None], str | None]
 
 
-# How each --by key reads an event (``group`` is the one that may give several values).
-_KEY_READERS: dict[str, Callable[[LogEvent], str | None]] = {
-    "user": lambda event: who(event.data),
+def _field(name: str) -> KeyReader:
+    def read(data: dict[str, Any], ts: str, user: str | None) -> str | None:
+        value = data.get(name)
+        return value if value is None or type(value) is str else as_text(value)
+
+    return read
+
+
+# How each --by key reads an event, given its data, canonical ts and who (``group`` is apart: it may give several).
+_KEY_READERS: dict[str, KeyReader] = {
+    "user": lambda data, ts, user: user,
     "host": _field("host"),
     "app": _field("app"),
     "vendor": _field("vendor"),
     "rule": _field("rule"),
     "directive": _field("directive"),
     "action": _field("action"),
-    "day": lambda event: event.ts[:10],
-    "hour": lambda event: event.ts[:13] + ":00Z",
+    "day": lambda data, ts, user: ts[:10],
+    "hour": lambda data, ts, user: ts[:13] + ":00Z",
 }
 
 
@@ -131,21 +138,23 @@ def filter_events(events: Iterable[LogEvent], event_filter: EventFilter) -> Iter
     return (event for event in events if event_filter.matches(event.data))
 
 
-@dataclass
 class _Tally:
-    count: int = 0
-    previous: int = 0
-    users: set[str | None] = field(default_factory=set)
-    first: str = ""
-    last: str = ""
+    __slots__ = ("count", "previous", "users", "first", "last")
 
-    def add(self, event: LogEvent, user: str | None) -> None:
+    def __init__(self) -> None:
+        self.count = 0
+        self.previous = 0
+        self.users: set[str | None] = set()
+        self.first = "~"  # after any timestamp
+        self.last = ""
+
+    def add(self, ts: str, user: str | None) -> None:
         self.count += 1
         self.users.add(user)
-        if not self.first or event.ts < self.first:
-            self.first = event.ts
-        if event.ts > self.last:
-            self.last = event.ts
+        if ts < self.first:
+            self.first = ts
+        if ts > self.last:
+            self.last = ts
 
 
 @dataclass(frozen=True)
@@ -219,9 +228,24 @@ def previous_period(since: datetime.datetime, until: datetime.datetime) -> datet
     return since - (until - since)
 
 
-def _keys(event: LogEvent, by: Sequence[str]) -> Iterable[tuple[str | None, ...]]:
-    values = [groups_of(event.data) if key == "group" else [_KEY_READERS[key](event)] for key in by]
-    return itertools.product(*values)
+Key = tuple[str | None, ...]
+
+
+def _key_function(by: Sequence[str]) -> Callable[[dict[str, Any], str, str | None], list[Key]]:
+    """The keys an event counts under: one, or one per group when grouping by group."""
+    if "group" in by:
+        readers = [None if key == "group" else _KEY_READERS[key] for key in by]
+
+        def keys(data: dict[str, Any], ts: str, user: str | None) -> list[Key]:
+            values = [groups_of(data) if read is None else [read(data, ts, user)] for read in readers]
+            return list(itertools.product(*values))
+
+        return keys
+    simple = [_KEY_READERS[key] for key in by]
+    if len(simple) == 1:
+        (read,) = simple
+        return lambda data, ts, user: [(read(data, ts, user),)]
+    return lambda data, ts, user: [tuple([read(data, ts, user) for read in simple])]
 
 
 def summarise(
@@ -240,29 +264,31 @@ def summarise(
     unknown = [key for key in by if key not in BY_KEYS]
     if unknown:
         raise ValueError(f"cannot group by {', '.join(unknown)} (valid: {', '.join(BY_KEYS)})")
-    tallies: dict[tuple[str | None, ...], _Tally] = {}
+    keys_of = _key_function(by)
+    tallies: dict[Key, _Tally] = {}
     overall = _Tally()
     days: dict[str, int] = {}
-    simple = "group" not in by
-    readers = [_KEY_READERS[key] for key in by] if simple else []
-    for event in events:
-        if since is not None and event.ts < since:
-            for key in _keys(event, by):
+    start = since or ""  # every timestamp sorts after ""
+    for ts, data, _, _ in events:
+        user = data.get("user")
+        if not user or type(user) is not str:
+            user = who(data)
+        if ts < start:
+            overall.previous += 1
+            for key in keys_of(data, ts, user):
                 tally = tallies.get(key)
                 if tally is None:
                     tally = tallies[key] = _Tally()
                 tally.previous += 1
-            overall.previous += 1
             continue
-        user = who(event.data)
-        overall.add(event, user)
-        day = event.ts[:10]
+        day = ts[:10]
         days[day] = days.get(day, 0) + 1
-        for key in [tuple(read(event) for read in readers)] if simple else _keys(event, by):
+        overall.add(ts, user)
+        for key in keys_of(data, ts, user):
             tally = tallies.get(key)
             if tally is None:
                 tally = tallies[key] = _Tally()
-            tally.add(event, user)
+            tally.add(ts, user)
     has_previous = since is not None and previous_since is not None
     rows = [_row(by, key, tally, has_previous) for key, tally in tallies.items() if tally.count]
     rows.sort(key=lambda row: (-row.count, [(value is None, value or "") for value in row.key.values()]))
@@ -282,23 +308,32 @@ def _row(by: Sequence[str], key: tuple[str | None, ...], tally: _Tally, has_prev
         key=dict(zip(by, key, strict=True)),
         count=tally.count,
         users=len(tally.users),
-        first=tally.first or None,
-        last=tally.last or None,
+        first=tally.first if tally.count else None,
+        last=tally.last if tally.count else None,
         previous=tally.previous if has_previous else None,
     )
 
 
 def sparkline(days: dict[str, int], *, width: int = 60) -> tuple[str, str, str]:
     """(first day, last day, one character per day) up to the last day with events, at most ``width`` days."""
-    if not days:
+    dates = [_date(day) for day in days]
+    valid = [date for date in dates if date is not None]  # a day such as 2026-02-31 came from a forged line
+    if not valid:
         return "", "", ""
-    last = datetime.date.fromisoformat(max(days))
-    first = max(datetime.date.fromisoformat(min(days)), last - datetime.timedelta(days=width - 1))
+    last = max(valid)
+    first = max(min(valid), last - datetime.timedelta(days=width - 1))
     counts = [days.get((first + datetime.timedelta(days=n)).isoformat(), 0) for n in range((last - first).days + 1)]
     peak = max(counts)
     bars = "▁▂▃▄▅▆▇█"
     line = "".join("·" if c == 0 else bars[min(len(bars) - 1, (c * len(bars) - 1) // peak)] for c in counts)
     return first.isoformat(), last.isoformat(), line
+
+
+def _date(day: str) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(day)
+    except ValueError:
+        return None
 
 
 def format_change(count: int, previous: int | None) -> str:
@@ -308,4 +343,6 @@ def format_change(count: int, previous: int | None) -> str:
     change = count - previous
     if previous == 0:
         return "0" if change == 0 else f"+{change} (new)"
+    if change == 0:
+        return "0 (0%)"
     return f"{change:+d} ({100 * change / previous:+.0f}%)"

@@ -102,7 +102,8 @@ class Selection:
 
     @property
     def previous_since(self) -> datetime.datetime | None:
-        return previous_period(self.since, self.until or self.now) if self.since else None
+        end = self.until or self.now
+        return previous_period(self.since, end) if self.since and self.since < end else None
 
     def reader(self, *, since: datetime.datetime | None = None) -> EventReader:
         start = since or self.since
@@ -139,7 +140,6 @@ _SELECTION_OPTIONS = [
         envvar="AIPOLICY_LOG",
         type=click.Path(),
         default=[DEFAULT_LOG],
-        show_default=True,
         metavar="FILE",
         help="Event log to read; repeatable; globs (quoted) take rotated files, gzip or not "
         "(default: $AIPOLICY_LOG, else aipolicy-events.jsonl).",
@@ -152,11 +152,13 @@ _SELECTION_OPTIONS = [
         "an offset is given) or a duration before now (30m, 24h, 7d, 2w).",
     ),
     click.option("--until", callback=_parse_time_option, metavar="TIME", help="Only events before TIME (same forms)."),
-    click.option("--user", "users", multiple=True, help="Only this user (or client address); repeatable."),
-    click.option("--group", "groups", multiple=True, help="Only users in this group; repeatable."),
-    click.option("--app", "apps", multiple=True, help="Only this catalogue app id; repeatable."),
-    click.option("--vendor", "vendors", multiple=True, help="Only this vendor id; repeatable."),
-    click.option("--rule", "rules", multiple=True, help="Only this rule id; repeatable."),
+    click.option(
+        "--user", "users", multiple=True, metavar="NAME", help="Only this user (or client address); repeatable."
+    ),
+    click.option("--group", "groups", multiple=True, metavar="NAME", help="Only users in this group; repeatable."),
+    click.option("--app", "apps", multiple=True, metavar="ID", help="Only this catalogue app id; repeatable."),
+    click.option("--vendor", "vendors", multiple=True, metavar="ID", help="Only this vendor id; repeatable."),
+    click.option("--rule", "rules", multiple=True, metavar="ID", help="Only this rule id; repeatable."),
     click.option(
         "--action",
         "actions",
@@ -164,7 +166,7 @@ _SELECTION_OPTIONS = [
         type=click.Choice(ACTIONS, case_sensitive=False),
         help="Only this action (default: every action recorded); repeatable.",
     ),
-    click.option("--directive", "directives", multiple=True, help="Only this directive id; repeatable."),
+    click.option("--directive", "directives", multiple=True, metavar="ID", help="Only this directive id; repeatable."),
 ]
 
 
@@ -348,6 +350,8 @@ def _print_summary(result: Summary, selection: Selection) -> None:
         cells = [str(group.count), str(group.users), _when(group.first), _when(group.last)]
         table.add_row(*keys, *cells, *([_change_cell(group)] if selection.since else []))
     stdout.print(table)
+    if not result.groups:
+        stdout.print("[dim]No matching events.[/]")
     first, last, line = sparkline(result.days)
     if line:
         peak = max(result.days.values())
@@ -414,7 +418,16 @@ def _last(events: Iterable[LogEvent], count: int) -> list[LogEvent]:
 
 @violations.command()
 @selection_options
-@click.option("-n", "--lines", "count", type=click.IntRange(min=0), default=10, show_default=True, help="How many.")
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="How many events to print.",
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing events as they are logged, across log rotation.")
 @click.option(
     "--timeout",
@@ -444,6 +457,22 @@ def tail(selection: Selection, count: int, follow: bool, timeout: float | None, 
     if not follow and (timeout is not None or max_events is not None):
         raise click.UsageError("--timeout and --max-events go with -f")
     reader = selection.reader()
+    try:
+        _tail(reader, selection, count, follow, timeout, max_events)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how one stops following
+    finally:
+        report_skipped(reader)
+
+
+def _tail(
+    reader: EventReader,
+    selection: Selection,
+    count: int,
+    follow: bool,
+    timeout: float | None,
+    max_events: int | None,
+) -> None:
     follower = Follower(
         reader.current_files if follow else [], reader.skipped, since=selection.since_ts, until=selection.until_ts
     )
@@ -461,8 +490,6 @@ def tail(selection: Selection, count: int, follow: bool, timeout: float | None, 
                 _follow(follower, selection.event_filter, printed, timeout, max_events)
     except EventLogError as error:
         raise click.ClickException(str(error)) from None
-    finally:
-        report_skipped(reader)
 
 
 def _follow(
@@ -470,16 +497,13 @@ def _follow(
 ) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     limit = max_events if max_events is not None else float("inf")
-    try:
-        while printed < limit:
-            for event in filter_events(follower.poll(), event_filter):
-                stdout.print(tail_line(event))
-                printed += 1
-                if printed >= limit:
-                    return
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+    while printed < limit:
+        for event in filter_events(follower.poll(), event_filter):
+            stdout.print(tail_line(event))
+            printed += 1
+            if printed >= limit:
                 return
-            time.sleep(POLL_SECONDS if remaining is None else min(POLL_SECONDS, remaining))
-    except KeyboardInterrupt:
-        return
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        time.sleep(POLL_SECONDS if remaining is None else min(POLL_SECONDS, remaining))

@@ -11,6 +11,7 @@ import yaml
 
 import aipolicy
 from aipolicy import Policy, RequestFacts, decide, load_catalog, load_policy
+from aipolicy._models import load_providers
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 CATALOG_FILE = POLICIES / "catalog.yaml"
@@ -165,7 +166,8 @@ def test_western_apps_are_monitored_not_blocked(default: Policy, app_id: str) ->
     assert default.catalog.vendors[app.vendor].country != "CN"
     for target in app.targets:
         host, path = example_request(target)
-        decision = decide(default, RequestFacts(hosts=(host,), path=path))
+        # body=b"": a request whose (empty) body has been read, as model rules on API hosts need
+        decision = decide(default, RequestFacts(hosts=(host,), path=path, body=b""))
         assert (decision.action, decision.rule, decision.app) == ("monitor", "generative-ai-monitored", app_id), (
             f"{host}{path}"
         )
@@ -203,6 +205,9 @@ SHIPPED = sorted(POLICIES.rglob("*.yaml"))
 def test_every_shipped_yaml_validates(path: Path) -> None:
     if path.name == "catalog.yaml":
         load_catalog(path)
+    elif path.name == "providers.yaml":
+        providers, _ = load_providers(path)
+        assert len(providers) >= 20
     else:
         policy = load_policy(path)
         assert policy.rules

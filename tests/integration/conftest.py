@@ -69,3 +69,12 @@ def proxy(
     running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream))
     yield running
     running.stop()
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Collect after each test, so that a leaked socket is reported against the test that leaked it."""
+    yield
+    import gc
+
+    gc.collect()

@@ -247,10 +247,11 @@ def connect_tls(proxy_port: int, target: str, sni: str | None, ca_files: list[Pa
     context.check_hostname = False  # the SNI under test may differ from the names in the certificate
     for ca in ca_files:
         context.load_verify_locations(str(ca))
+    tls_sock = context.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
     try:
-        tls_sock = context.wrap_socket(sock, server_hostname=sni)
+        tls_sock.do_handshake()
     except (ssl.SSLError, OSError) as error:
-        sock.close()
+        tls_sock.close()  # wrap_socket took over the socket: close the wrapper, or it leaks
         return status, None, error
     return status, tls_sock, tls_sock.getpeercert(binary_form=True)
 

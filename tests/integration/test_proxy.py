@@ -161,3 +161,21 @@ def test_proxy_survives_malformed_request(proxy) -> None:  # type: ignore[no-unt
     with httpx.Client(proxy=proxy.url, trust_env=False, timeout=10) as client:
         assert client.get(f"http://chat.deepseek.com/{mark}").status_code == 403
     assert wait_until(lambda: proxy.process.poll() is None)
+
+
+def test_oversized_body_for_a_model_rule_is_blocked_and_other_uploads_pass(proxy, http_upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    mark = marker()
+    big = tmp_path / "big.json"
+    big.write_bytes(b'{"model": "gpt-4o", "pad": "' + b"x" * (9 * 1024 * 1024) + b'"}')
+    # curl, not httpx: the proxy answers before the upload ends, and httpcore then leaks its TLS socket
+    blocked = subprocess.run(
+        ["curl", "-sS", "-x", proxy.url, "--cacert", str(proxy.ca), "-H", "content-type: application/json",
+         "--data-binary", f"@{big}", "-o", "-", "-w", "\n%{http_code}", f"https://gateway.example/v1/{mark}"],
+        capture_output=True, text=True, timeout=60, env=env_without_proxy(),
+    )  # fmt: skip
+    body, _, code = blocked.stdout.rpartition("\n")
+    assert code == "403" and json.loads(body)["error"]["rule"] == "aipolicy:body-too-large", blocked.stderr
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as client:
+        passed = client.post(f"http://allowed.test/{mark}", content=big.read_bytes())
+    assert passed.status_code == 200 and len(http_upstream.hits(mark)) == 1
+    assert [e["rule"] for e in proxy.events_for(mark)] == ["aipolicy:body-too-large"]
