@@ -9,6 +9,7 @@ from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
 from ._decision import Decision, RequestFacts, decide, decide_oversize
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
+from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
 from ._pages import block_page, json_error, wants_html
@@ -40,6 +41,7 @@ __all__ = [
     "decode_body",
     "default_policy",
     "default_proxy_id",
+    "evasion_signals",
     "json_error",
     "load_catalog",
     "load_policy",

@@ -203,6 +203,7 @@ class Enforcer:
             facts = replace(self._facts(client, names, port=server[1] if server else 0), user=state.user)
             state.sni = sni
             decision = self._decide(facts)
+            self._record_evasion(decision, facts, "tls", server[0] if server else "", sni, "")
             if decision.blocked or not decision.final:
                 state.pending = decision if decision.blocked else None
                 state.facts = facts
@@ -281,6 +282,10 @@ class Enforcer:
         if not decision.final and not with_body:
             flow.metadata["aipolicy_wait_body"] = True  # a model rule needs the body: let mitmproxy read it
             return
+        if with_body or decision.final:  # once per request
+            self._record_evasion(
+                decision, facts, "request", "", state.sni or flow.client_conn.sni or "", request.host_header or "", flow
+            )
         if state.pending and not decision.blocked:
             # blocked for a reason the request alone does not show (an error, an unwritable log)
             decision = state.pending
@@ -396,6 +401,24 @@ class Enforcer:
             note=note,
         )
         return self._write(event)
+
+    def _record_evasion(
+        self,
+        decision: Decision,
+        facts: RequestFacts,
+        stage: str,
+        target: str,
+        sni: str,
+        host_header: str,
+        flow: http.HTTPFlow | None = None,
+    ) -> None:
+        assert self.policy is not None
+        for kind in aipolicy.evasion_signals(self.policy, target, sni, host_header):
+            event = aipolicy.decision_event(decision, facts, stage=stage, sni=sni, proxy_id=self._proxy_id())
+            event.update(event="evasion", evasion=kind, host_header=host_header[:255] or None)
+            if flow is not None:
+                event["user_agent"] = flow.request.headers.get("user-agent", "")[:512] or None
+            self._write(event)
 
     def _write(self, event: dict[str, object]) -> bool:
         if self.events is None:

@@ -179,3 +179,35 @@ def test_oversized_body_for_a_model_rule_is_blocked_and_other_uploads_pass(proxy
         passed = client.post(f"http://allowed.test/{mark}", content=big.read_bytes())
     assert passed.status_code == 200 and len(http_upstream.hits(mark)) == 1
     assert [e["rule"] for e in proxy.events_for(mark)] == ["aipolicy:body-too-large"]
+
+
+def evasion_events(proxy, marker: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    wait_until(
+        lambda: [e for e in proxy.events() if e.get("event") == "evasion" and marker in json.dumps(e)], timeout=5
+    )
+    return [e for e in proxy.events() if e.get("event") == "evasion" and marker in json.dumps(e)]
+
+
+def test_evasion_ip_target_with_ai_sni(proxy, https_upstream, upstream_cert) -> None:  # type: ignore[no-untyped-def]
+    mark = marker()
+    status, sock, _ = connect_tls(
+        proxy.port, f"127.0.0.1:{https_upstream.port}", f"{mark}.chatgpt.com", [upstream_cert[0]]
+    )
+    assert " 200" in status and sock is not None  # monitored, tunnelled as before
+    sock.close()
+    events = evasion_events(proxy, mark)
+    assert [(e["evasion"], e["action"], e["app"]) for e in events] == [("ip-target-with-ai-sni", "monitor", "chatgpt")]
+    assert len(proxy.events_for(mark)) == 1  # and the one decision event
+
+
+def test_evasion_domain_fronting(proxy, https_upstream) -> None:  # type: ignore[no-untyped-def]
+    mark = marker()
+    status, sock, _ = connect_tls(proxy.port, "huggingface.co:443", "huggingface.co", [proxy.ca])
+    assert " 200" in status and sock is not None
+    code, _, _ = http_over(sock, f"{mark}.chat.deepseek.com", "/")
+    sock.close()
+    assert code == 403
+    events = evasion_events(proxy, mark)
+    assert [(e["evasion"], e["action"], e["host_header"]) for e in events] == [
+        ("sni-host-mismatch", "block", f"{mark}.chat.deepseek.com")
+    ]
