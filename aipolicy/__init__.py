@@ -12,9 +12,11 @@ from ._errors import AipolicyError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
+from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
 from ._pages import block_page, json_error, wants_html
 from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._resources import default_policy, policies_dir, shipped_catalog
+from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
 from ._targets import Target, parse_target
 
 __version__ = "0.1.0"
@@ -25,13 +27,20 @@ __all__ = [
     "App",
     "Catalog",
     "Decision",
+    "EventFilter",
     "EventLog",
     "EventLogError",
+    "EventReader",
+    "Follower",
+    "GroupSummary",
+    "LogEvent",
     "Policy",
     "PolicyError",
     "Problem",
     "RequestFacts",
     "Rule",
+    "SkipReport",
+    "Summary",
     "Target",
     "Vendor",
     "block_page",
@@ -42,15 +51,19 @@ __all__ = [
     "default_policy",
     "default_proxy_id",
     "evasion_signals",
+    "format_ts",
     "json_error",
     "load_catalog",
     "load_policy",
     "normalise_host",
     "normalise_path",
     "parse_target",
+    "parse_time",
     "policies_dir",
+    "read_events",
     "shipped_catalog",
     "split_url",
+    "summarise",
     "system_event",
     "wants_html",
 ]
