@@ -35,6 +35,8 @@ class RequestFacts:
 
 @dataclass(slots=True)
 class Decision:
+    """What to do with a request. Treat it as immutable: the policy shares some decisions between requests."""
+
     action: str  # "block", "monitor" or "allow"
     rule: str  # a rule id, or "default"
     reason: str
@@ -112,7 +114,7 @@ def decide_oversize(policy: Policy, facts: RequestFacts, size: int) -> Decision:
         f"inspects for model rules; settings.oversize is {policy.oversize}"
     )
     rule = Rule("aipolicy:body-too-large", policy.oversize, reason=reason)
-    return _verdict(policy, rule, names[0] if names else "", None, names)
+    return _verdict(policy, rule, names[0] if names else "", None, names, cache=False)
 
 
 def _decide_name(
@@ -161,29 +163,49 @@ def _verdict(
     names: tuple[str, ...],
     final: bool = True,
     model: str = "",
+    cache: bool = True,
 ) -> Decision:
     catalog = policy.catalog
     app = catalog.apps.get(app_id) if app_id else catalog.app_for_host(name)
-    vendor = catalog.vendors.get(app.vendor) if app else None
-    reason = rule.reason or _default_reason(rule.action, app.name if app else name, rule.id)
+    key = ("verdict", rule.id, app.id if app else None)
+    template = policy.cache.get(key) if cache else None
+    if template is None:
+        vendor = catalog.vendors.get(app.vendor) if app else None
+        reason = rule.reason or _default_reason(rule.action, app.name if app else name, rule.id)
+        template = (
+            rule.action,
+            rule.id,
+            reason,
+            app.id if app else "",
+            app.name if app else "",
+            vendor.id if vendor else "",
+            vendor.name if vendor else "",
+            app.categories if app else (),
+            vendor.country if vendor else "",
+            rule.directive,
+            rule.contact or policy.contact,
+            policy.hash,
+        )
+        if cache and (app is not None or rule.reason):  # otherwise the reason names the host
+            policy.cache[key] = template
+    (
+        action,
+        rule_id,
+        reason,
+        app_key,
+        app_name,
+        vendor_id,
+        vendor_name,
+        categories,
+        country,
+        directive,
+        contact,
+        digest,
+    ) = template
     return Decision(
-        action=rule.action,
-        rule=rule.id,
-        reason=reason,
-        final=final,
-        host=name,
-        hosts=names,
-        app=app.id if app else "",
-        app_name=app.name if app else "",
-        vendor=vendor.id if vendor else "",
-        vendor_name=vendor.name if vendor else "",
-        categories=app.categories if app else (),
-        country=vendor.country if vendor else "",
-        directive=rule.directive,
-        contact=rule.contact or policy.contact,
-        policy=policy.hash,
-        model=model,
-    )
+        action, rule_id, reason, final, name, names, app_key, app_name, vendor_id, vendor_name, categories, country,
+        directive, contact, digest, model,
+    )  # fmt: skip
 
 
 def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Decision:
@@ -192,7 +214,7 @@ def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Dec
     default names the host and its app, for the event."""
     if policy.default != "allow":
         rule = Rule("default", policy.default, reason=f"no rule matched; the policy's default is {policy.default}")
-        return _verdict(policy, rule, name, None, names)
+        return _verdict(policy, rule, name, None, names, cache=False)
     cached = policy.cache.get("default")
     if cached is None:
         cached = policy.cache["default"] = Decision(

@@ -32,6 +32,8 @@ def normalise_host(raw: str) -> str:
     """
     if _PLAIN_HOST.fullmatch(raw) and not _ends_in_number(raw):
         return raw  # fast path: already canonical, not an IP address
+    if _CANONICAL_IPV4.fullmatch(raw):
+        return raw  # fast path: an IPv4 address in its canonical spelling
     host = raw
     for _ in range(_MAX_PASSES):  # until stable: decoding and Unicode mapping can reveal more to normalise
         again = _normalise_once(host)
@@ -42,6 +44,8 @@ def normalise_host(raw: str) -> str:
 
 
 _MAX_PASSES = 6
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 
 
 def _normalise_once(raw: str) -> str:
@@ -152,7 +156,8 @@ def is_valid_domain(host: str) -> bool:
 
 
 # Unambiguous (each segment starts with its slash), so matching is linear: no backtracking blow-up.
-_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~!$&'()*+,;=:@-]+)*/?")
+# Dots are allowed inside segments (model.safetensors) but a segment may not be "." or "..".
+_PLAIN_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_~!$&'()*+,;=:@.-]+)*/?")
 
 
 def normalise_path(raw: str) -> str:

@@ -70,7 +70,7 @@ class Policy:
     block_page_title: str = "Blocked by your organisation's AI policy"
     warnings: list[Problem] = field(default_factory=list)
     files: tuple[str, ...] = ()  # every file read, for hot reload
-    cache: dict[str, Any] = field(default_factory=dict)  # decisions that do not depend on the request
+    cache: dict[Any, Any] = field(default_factory=dict)  # decisions and their parts that do not depend on the request
 
     @property
     def hash(self) -> str:
@@ -387,6 +387,9 @@ class _PolicyLoader:
             targets.extend((target, app_id) for target in app.targets)
             patterns.extend((pattern, app_id) for pattern in app.models)
         for target, app in targets:
+            if app is None and target.kind == "domain" and self.catalog is not None:
+                found = self.catalog.app_for_host(target.host.lstrip("*.="))  # annotate once, not per request
+                app = found.id if found else None
             _index_target(target, (index, target.path, app), hosts, networks)
         if patterns and self.catalog is not None:
             self._index_models(tuple(dict.fromkeys(patterns)), index, hosts)
@@ -451,7 +454,9 @@ def _parse_list_text(text: str, filename: str, list_format: str, check: Checker)
         text = text.replace("\r", "")
     if list_format == "plain":
         fast = _PLAIN_LINE.findall(text)
-        others = [(m.start(), m.group()) for m in _OTHER_LINE.finditer(text)]
+        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        # the scan for other lines costs as much as the one for domains: skip it when every line was a domain
+        others = [] if len(fast) == lines else [(m.start(), m.group()) for m in _OTHER_LINE.finditer(text)]
     else:
         fast, others = [], [(m.start(), m.group()) for m in re.finditer(r"^.+$", text, re.M)]
     entries = ListEntries(fast)

@@ -159,7 +159,8 @@ def decide_case(
         raise SystemExit(f"{label}: the pool's hosts get different actions: {actions}")
     rules = sorted({d.rule for d in decisions})
     rule = rules[0] if len(rules) == 1 else f"{len(rules)} different rules"
-    return Case(label, policy, pool, actions.pop(), rule, group=group)
+    action = actions.pop() + ("" if all(d.final for d in decisions) else ", not final: needs the body")
+    return Case(label, policy, pool, action, rule, group=group)
 
 
 def timed_load(path: Path) -> tuple[aipolicy.Policy, float]:
@@ -197,6 +198,7 @@ def default_policy_cases() -> list[Case]:
     weights = "/deepseek-ai/DeepSeek-R1/resolve/main/model.safetensors"
     return [
         decide_case("default policy: www.example.org (non-AI)", policy, ["www.example.org"]),
+        decide_case("default policy: 192.0.2.10 (an IP literal, non-AI)", policy, ["192.0.2.10"]),
         decide_case("default policy: chat.deepseek.com", policy, ["chat.deepseek.com"]),
         decide_case("default policy: api.openai.com", policy, ["api.openai.com"]),
         decide_case("default policy: huggingface.co DeepSeek weights", policy, ["huggingface.co"], weights),

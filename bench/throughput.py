@@ -585,7 +585,7 @@ def print_verdict(configs: list[Config], costs: dict[str, dict[str, float]]) -> 
 
 def benchmark(args: argparse.Namespace, directory: Path, stack: ExitStack) -> None:
     policy = snapshot_default_policy(directory)
-    costs = dispatch_costs(directory, policy)
+    costs = dispatch_costs(directory, policy, rounds=1 if args.quick else 3)
     tools = ensure_tools(not args.no_install)
     if args.upstream == "python":
         tools["nginx"] = None
