@@ -34,6 +34,13 @@ def normalise_host(raw: str) -> str:
         return raw  # fast path: already canonical, not an IP address
     if _CANONICAL_IPV4.fullmatch(raw):
         return raw  # fast path: an IPv4 address in its canonical spelling
+    name, colon, port = raw.partition(":")
+    if (
+        colon
+        and port.isdigit()
+        and (_CANONICAL_IPV4.fullmatch(name) or _PLAIN_HOST.fullmatch(name) and not _ends_in_number(name))
+    ):
+        return name  # fast path: a Host header with a port
     host = raw
     for _ in range(_MAX_PASSES):  # until stable: decoding and Unicode mapping can reveal more to normalise
         again = _normalise_once(host)

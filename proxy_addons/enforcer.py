@@ -248,7 +248,8 @@ class Enforcer:
             return
         if "alt-svc" in flow.response.headers:
             del flow.response.headers["alt-svc"]  # never let a client learn of HTTP/3 and leave the proxy's view
-        flow.response.stream = True  # responses are never inspected: stream them (server-sent events included)
+        if _large_or_open_ended(flow.response.headers):
+            flow.response.stream = True  # responses are never inspected: stream big and open-ended ones (SSE)
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         state = self.connections.get(flow.client_conn.id)
@@ -297,8 +298,8 @@ class Enforcer:
         if decision.action == "monitor" and not self._record(decision, facts, "request", flow=flow):
             self._block(flow, _unlogged(decision), facts)
             return
-        if not with_body:
-            request.stream = True  # decided without the body: let uploads stream through untouched
+        if not with_body and body is None and _large_or_open_ended(request.headers):
+            request.stream = True  # decided without the body: let big uploads stream through untouched
 
     def _body(self, flow: http.HTTPFlow) -> tuple[bytes | None, int]:
         """(decoded request body, 0), or (None, size) when it is too large to inspect."""
@@ -494,6 +495,14 @@ def _known_empty_body(request: http.Request) -> bytes | None:
     ):
         return b""
     return None
+
+
+STREAM_ABOVE = 256 * 1024  # bytes; smaller bodies cost less buffered than streamed
+
+
+def _large_or_open_ended(headers: Mapping[str, str]) -> bool:
+    length = headers.get("content-length", "")
+    return not length.isdigit() or int(length) > STREAM_ABOVE
 
 
 def _declared_size(request: http.Request) -> int:
