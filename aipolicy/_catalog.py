@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._checker import Checker
+from ._checker import Checker, read_yaml_file
 from ._errors import PolicyError
 from ._index import HostIndex
-from ._located import LocatedDict, load_located
+from ._located import LocatedDict
 from ._models import Provider, load_providers
 from ._targets import Target, parse_target
 
@@ -71,25 +71,13 @@ class Catalog:
 def load_catalog(path: str | Path) -> Catalog:
     """Load and validate a catalogue file; raise PolicyError listing every problem."""
     filename = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        raise PolicyError([_io_problem(filename, error)]) from None
-    data, problems = load_located(raw.decode("utf-8", errors="replace"), filename)
-    check = Checker(filename)
-    check.problems.extend(problems)
+    raw, data, check = read_yaml_file(path, "catalogue")
     catalog = Catalog(path=filename, sha256=hashlib.sha256(raw).hexdigest(), files=(filename,))
     if data is not None:
         _read_catalog(check, data, catalog)
     if check.failed:
         raise PolicyError(check.problems)
     return catalog
-
-
-def _io_problem(filename: str, error: OSError):  # type: ignore[no-untyped-def]
-    from ._errors import Problem
-
-    return Problem(filename, 1, 1, "unreadable", f"cannot read file: {error.strerror or error}")
 
 
 def _read_catalog(check: Checker, data: Any, catalog: Catalog) -> None:

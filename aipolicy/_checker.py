@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from pathlib import Path
 from typing import Any
 
-from ._errors import Problem
-from ._located import LocatedDict, LocatedList, Position
+from ._errors import PolicyError, Problem
+from ._located import LocatedDict, LocatedList, Position, load_located
 
 IDENTIFIER = re.compile(r"[a-z0-9](?:[a-z0-9_.:-]{0,62}[a-z0-9])?")
 
@@ -146,3 +147,25 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return f"{type(value).__name__} {value!r}"
+
+
+def read_yaml_file(path: str | Path, what: str) -> tuple[bytes, Any, Checker]:
+    """Read a UTF-8 YAML file: (its bytes, its located data or None, a Checker holding the
+    YAML problems). Raises PolicyError when the file cannot be read or is not UTF-8."""
+    filename = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise PolicyError(
+            [Problem(filename, 1, 1, "unreadable", f"cannot read {what}: {error.strerror or error}")]
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PolicyError(
+            [Problem(filename, 1, 1, "not-utf8", f"{what} is not UTF-8 text (byte {error.start})")]
+        ) from None
+    data, problems = load_located(text, filename)
+    check = Checker(filename)
+    check.problems.extend(problems)
+    return raw, data, check

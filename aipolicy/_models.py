@@ -9,6 +9,7 @@ a prompt that mentions a banned model, sent to another model, is no violation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import urllib.parse
@@ -18,9 +19,8 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Any
 
-from ._checker import Checker
-from ._errors import PolicyError, Problem
-from ._located import load_located
+from ._checker import Checker, read_yaml_file
+from ._errors import PolicyError
 from ._targets import Target, parse_target
 
 PROVIDER_KEYS = ("id", "name", "source", "hosts", "model", "note")
@@ -131,18 +131,7 @@ def _strings(value: Any) -> list[str]:
 
 def load_providers(path: str | Path) -> tuple[dict[str, Provider], str]:
     """Load and validate a providers file: ({id: Provider}, sha256 of its bytes)."""
-    import hashlib
-
-    filename = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        raise PolicyError(
-            [Problem(filename, 1, 1, "unreadable", f"cannot read file: {error.strerror or error}")]
-        ) from None
-    data, problems = load_located(raw.decode("utf-8", errors="replace"), filename)
-    check = Checker(filename)
-    check.problems.extend(problems)
+    raw, data, check = read_yaml_file(path, "providers file")
     providers: dict[str, Provider] = {}
     root = check.mapping(data, (1, 1), "the providers file") if data is not None else None
     if root is not None:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ._catalog import Catalog, load_catalog
-from ._checker import Checker
+from ._checker import Checker, read_yaml_file
 from ._errors import PolicyError, Problem
 from ._index import HostIndex, NetworkIndex, PathPattern
-from ._located import LocatedDict, LocatedList, Position, load_located
+from ._located import LocatedDict, LocatedList, Position
 from ._models import ModelCondition
 from ._resources import shipped_catalog
 from ._targets import Target, parse_target
@@ -81,21 +81,8 @@ class Policy:
 def load_policy(path: str | Path) -> Policy:
     """Load, validate and compile a policy; raise PolicyError listing every problem."""
     filename = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        raise PolicyError(
-            [Problem(filename, 1, 1, "unreadable", f"cannot read policy: {error.strerror or error}")]
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise PolicyError(
-            [Problem(filename, 1, 1, "not-utf8", f"policy is not UTF-8 text (byte {error.start})")]
-        ) from None
-    data, problems = load_located(text, filename)
-    loader = _PolicyLoader(Checker(filename), Path(path).parent)
-    loader.check.problems.extend(problems)
+    raw, data, check = read_yaml_file(path, "policy")
+    loader = _PolicyLoader(check, Path(path).parent)
     digest = hashlib.sha256(raw)
     policy = loader.read(data, filename, digest) if data is not None else None
     if policy is None or loader.check.failed:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,13 +63,27 @@ def copy_fixture_policy(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy(
+def make_proxy(
     tmp_path_factory: pytest.TempPathFactory, http_upstream: Upstream, https_upstream: Upstream
-) -> Iterator[Proxy]:
-    workdir = tmp_path_factory.mktemp("proxy")
-    running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream))
-    yield running
-    running.stop()
+) -> Iterator[Callable[..., Proxy]]:
+    """Start mitmdump with the enforcer and the fixture policy (options as for start_proxy);
+    every proxy started is stopped when the module ends."""
+    started: list[Proxy] = []
+
+    def make(name: str = "proxy", **options: Any) -> Proxy:
+        workdir = tmp_path_factory.mktemp(name)
+        running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream), **options)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(make_proxy: Callable[..., Proxy]) -> Proxy:
+    return make_proxy()
 
 
 @pytest.fixture(autouse=True)

@@ -6,24 +6,19 @@ from __future__ import annotations
 
 import html
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from .clients import client_context
-from .conftest import copy_fixture_policy, routes
-from .harness import Proxy, connect_tls, start_proxy
+from .harness import Proxy, connect_tls
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def page_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
-    workdir = tmp_path_factory.mktemp("blockpage")
-    running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream), block_page=True)
-    yield running
-    running.stop()
+def page_proxy(make_proxy) -> Proxy:  # type: ignore[no-untyped-def]
+    return make_proxy("blockpage", block_page=True)
 
 
 def test_browser_gets_block_page_over_https(page_proxy: Proxy) -> None:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from .conftest import copy_fixture_policy, routes
-from .harness import HERE, Proxy, connect_tls, start_proxy
+from .harness import HERE, Proxy, connect_tls
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def faulty_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
-    workdir = tmp_path_factory.mktemp("faults")
-    running = start_proxy(
-        workdir,
-        copy_fixture_policy(workdir),
-        routes(http_upstream, https_upstream),
-        extra=["-s", str(HERE / "fault_addon.py")],
-    )
-    yield running
-    running.stop()
+def faulty_proxy(make_proxy) -> Proxy:  # type: ignore[no-untyped-def]
+    return make_proxy("faults", extra=["-s", str(HERE / "fault_addon.py")])
 
 
 def test_error_in_request_hook_blocks_and_logs(faulty_proxy: Proxy, http_upstream) -> None:  # type: ignore[no-untyped-def]

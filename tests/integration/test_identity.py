@@ -4,29 +4,19 @@ and never record the password."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from .clients import client_context
-from .conftest import copy_fixture_policy, routes
-from .harness import Proxy, start_proxy
+from .harness import Proxy
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def auth_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
-    workdir = tmp_path_factory.mktemp("identity")
-    running = start_proxy(
-        workdir,
-        copy_fixture_policy(workdir),
-        routes(http_upstream, https_upstream),
-        extra=["--set", "proxyauth=alice:pw-s3cret"],
-    )
-    yield running
-    running.stop()
+def auth_proxy(make_proxy) -> Proxy:  # type: ignore[no-untyped-def]
+    return make_proxy("identity", extra=["--set", "proxyauth=alice:pw-s3cret"])
 
 
 def test_user_in_request_and_tls_events(auth_proxy: Proxy, upstream_cert) -> None:  # type: ignore[no-untyped-def]

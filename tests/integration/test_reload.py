@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from .conftest import copy_fixture_policy, routes
-from .harness import Proxy, start_proxy, wait_until
+from .harness import Proxy, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def reload_proxy(tmp_path_factory, http_upstream, https_upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
-    workdir = tmp_path_factory.mktemp("reload")
-    running = start_proxy(workdir, copy_fixture_policy(workdir), routes(http_upstream, https_upstream))
-    yield running
-    running.stop()
+def reload_proxy(make_proxy) -> Proxy:  # type: ignore[no-untyped-def]
+    return make_proxy("reload")
 
 
 def status(proxy: Proxy, url: str) -> int:
