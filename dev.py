@@ -32,10 +32,13 @@ def say(message: str) -> None:
 
 
 def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"dev.py: aipolicy needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".aipolicy-installed"
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if stamp.exists() and stamp.read_text() == want and PYTHON.exists():
-        return
+    project = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    installed = stamp.read_text().split() if stamp.exists() else []
+    if PYTHON.exists() and installed[:1] == [project] and (not extras or extras in installed[1:]):
+        return  # up to date (an environment with the test extras serves the proxy too)
     if not PYTHON.exists():
         say(f"creating a virtual environment in {VENV}")
         venv.create(VENV, with_pip=True)
@@ -43,7 +46,8 @@ def ensure_venv(extras: str) -> None:
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-e", f".{extras}"], check=True, cwd=ROOT)
     subprocess.run([str(PYTHON), "-m", "pip", "check"], check=True)
-    stamp.write_text(want)
+    kept = installed[1:] if installed[:1] == [project] else []
+    stamp.write_text(" ".join([project, *kept, extras]))
 
 
 def ensure_system_tools() -> None:
