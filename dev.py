@@ -32,7 +32,7 @@ def say(message: str) -> None:
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 the user has
         sys.exit(f"dev.py: aipolicy needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".aipolicy-installed"
     project = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
