@@ -127,6 +127,9 @@ def _decide_name(
     if not candidates:
         return _default(policy, name, names)
     if len(candidates) > 1:
+        first = min(candidates, key=_FIRST)
+        if first[1] is None:  # the common case: the first rule that matches has no further condition
+            return _verdict(policy, policy.rules[first[0]], name, first[2], names)
         candidates.sort(key=_FIRST)
     raw_path = facts.path
     path = None

@@ -30,8 +30,8 @@ def normalise_host(raw: str) -> str:
     Never raises: a name that cannot be made canonical is returned lower-cased
     so that it still matches nothing it should not.
     """
-    if _PLAIN_HOST.fullmatch(raw) and not _ends_in_number(raw):
-        return raw  # fast path: already canonical, not an IP address
+    if _PLAIN_HOST.fullmatch(raw) and not raw[-1].isdigit() and "0x" not in raw:
+        return raw  # fast path: already canonical, and its last label is no number (so no IPv4 address)
     if _CANONICAL_IPV4.fullmatch(raw):
         return raw  # fast path: an IPv4 address in its canonical spelling
     name, colon, port = raw.partition(":")
