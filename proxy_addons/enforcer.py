@@ -203,7 +203,7 @@ class Enforcer:
             facts = replace(self._facts(client, names, port=server[1] if server else 0), user=state.user)
             state.sni = sni
             decision = self._decide(facts)
-            self._record_evasion(decision, facts, "tls", server[0] if server else "", sni, "")
+            self._record_evasion(decision, facts, "tls", server[0] if server else "", sni, "", doh_names=names)
             if decision.blocked or not decision.final:
                 state.pending = decision if decision.blocked else None
                 state.facts = facts
@@ -284,9 +284,9 @@ class Enforcer:
             flow.metadata["aipolicy_wait_body"] = True  # a model rule needs the body: let mitmproxy read it
             return
         if with_body or decision.final:  # once per request
-            self._record_evasion(
-                decision, facts, "request", "", state.sni or flow.client_conn.sni or "", request.host_header or "", flow
-            )
+            sni = state.sni or flow.client_conn.sni or ""
+            doh_names = () if sni or flow.client_conn.tls else (request.host, request.host_header or "")
+            self._record_evasion(decision, facts, "request", "", sni, request.host_header or "", flow, doh_names)
         if state.pending and not decision.blocked:
             # blocked for a reason the request alone does not show (an error, an unwritable log)
             decision = state.pending
@@ -412,14 +412,29 @@ class Enforcer:
         sni: str,
         host_header: str,
         flow: http.HTTPFlow | None = None,
+        doh_names: tuple[str, ...] = (),
     ) -> None:
         assert self.policy is not None
-        for kind in aipolicy.evasion_signals(self.policy, target, sni, host_header):
+        for kind in aipolicy.evasion_signals(self.policy, target, sni, host_header, doh_names):
             event = aipolicy.decision_event(decision, facts, stage=stage, sni=sni, proxy_id=self._proxy_id())
             event.update(event="evasion", evasion=kind, host_header=host_header[:255] or None)
+            if not decision.app:  # an allowed request carries no app: name the one the signal is about
+                app = self._app_for((*doh_names, sni, host_header))
+                if app is not None:
+                    event.update(
+                        app=app.id, vendor=app.vendor, category=app.categories[0], categories=list(app.categories)
+                    )
             if flow is not None:
                 event["user_agent"] = flow.request.headers.get("user-agent", "")[:512] or None
             self._write(event)
+
+    def _app_for(self, names: tuple[str, ...]) -> aipolicy.App | None:
+        assert self.policy is not None
+        for name in names:
+            app = self.policy.catalog.app_for_host(aipolicy.normalise_host(name)) if name else None
+            if app is not None:
+                return app
+        return None
 
     def _write(self, event: dict[str, object]) -> bool:
         if self.events is None:

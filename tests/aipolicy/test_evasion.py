@@ -32,3 +32,17 @@ def policy() -> aipolicy.Policy:
 )
 def test_evasion_signals(policy, target: str, sni: str, host: str, expected: list[str]) -> None:  # type: ignore[no-untyped-def]
     assert evasion_signals(policy, target, sni, host) == expected
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (("doh.example",), ["dns-over-https"]),
+        (("203.0.113.9", "DOH.EXAMPLE."), ["dns-over-https"]),
+        (("www.doh.example",), []),  # the catalogue lists the exact host only
+        (("chatgpt.com", ""), []),
+        ((), []),
+    ],
+)
+def test_dns_over_https(policy, names: tuple[str, ...], expected: list[str]) -> None:  # type: ignore[no-untyped-def]
+    assert evasion_signals(policy, "", "", "", names) == expected

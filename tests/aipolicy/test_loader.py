@@ -184,9 +184,9 @@ def test_unknown_catalogue_references_and_list(tmp_path: Path) -> None:
         """,
     )
     assert problems_of(path) == [
-        f"{path}:9:17: error: rule 'refs'.match.vendors: 'deepsek' is not in the catalogue (known: deepseek, openai) [unknown-vendor]",
-        f"{path}:10:14: error: rule 'refs'.match.apps: 'chatgtp' is not in the catalogue (known: chatgpt, deepseek) [unknown-app]",
-        f"{path}:11:20: error: rule 'refs'.match.categories: 'gen-ai' is not in the catalogue (known: genai, genai-prc) [unknown-category]",
+        f"{path}:9:17: error: rule 'refs'.match.vendors: 'deepsek' is not in the catalogue (known: deepseek, doh-vendor, openai) [unknown-vendor]",
+        f"{path}:10:14: error: rule 'refs'.match.apps: 'chatgtp' is not in the catalogue (known: chatgpt, deepseek, doh-resolver) [unknown-app]",
+        f"{path}:11:20: error: rule 'refs'.match.categories: 'gen-ai' is not in the catalogue (known: dns-over-https, genai, genai-prc) [unknown-category]",
         f"{path}:12:15: error: rule 'refs' refers to list 'mien', which is not defined under 'lists' (defined: mine) [unknown-list]",
     ]
 

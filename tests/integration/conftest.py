@@ -51,7 +51,8 @@ def routes(http_upstream: Upstream, https_upstream: Upstream) -> dict[str, int]:
         "gateway.example": https_upstream.port,
         "bedrock-runtime.us-east-1.amazonaws.com": https_upstream.port,
         "api.cloudflare.com": https_upstream.port,
-        "header.example": https_upstream.port,  # only its subdomains are allowed, and reach this
+        "header.example": https_upstream.port,
+        "doh.example": http_upstream.port,  # only its subdomains are allowed, and reach this
     }
 
 

@@ -211,3 +211,15 @@ def test_evasion_domain_fronting(proxy, https_upstream) -> None:  # type: ignore
     assert [(e["evasion"], e["action"], e["host_header"]) for e in events] == [
         ("sni-host-mismatch", "block", f"{mark}.chat.deepseek.com")
     ]
+
+
+def test_evasion_dns_over_https(proxy, http_upstream) -> None:  # type: ignore[no-untyped-def]
+    mark = marker()
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=10) as client:
+        response = client.get(
+            "http://doh.example/dns-query?dns=AAABAAABAAAAAAAAB2V4YW1wbGUDY29tAAABAAE", headers={"user-agent": mark}
+        )
+    assert response.status_code == 200  # the policy allows it; the attempt is still recorded
+    events = evasion_events(proxy, mark)
+    assert [(e["evasion"], e["action"], e["app"]) for e in events] == [("dns-over-https", "allow", "doh-resolver")]
+    assert "AAABAAAB" not in proxy.log.read_text()  # the query (the DNS question) is not logged
