@@ -61,9 +61,6 @@ class Catalog:
             return self.apps[app_id]
         return None
 
-    def apps_of_vendor(self, vendor_id: str) -> list[App]:
-        return [self.apps[a] for a in self.vendors[vendor_id].apps]
-
     def apps_in_category(self, category: str) -> list[App]:
         return [a for a in self.apps.values() if category in a.categories]
 

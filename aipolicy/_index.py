@@ -121,9 +121,6 @@ class NetworkIndex(Generic[T]):
         if value not in existing:
             table[key] = existing + (value,)
 
-    def __len__(self) -> int:
-        return sum(len(t) for t in self._tables.values())
-
     def lookup(self, address: IPAddress) -> list[T]:
         number = int(address)
         bits = address.max_prefixlen

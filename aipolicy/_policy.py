@@ -477,9 +477,6 @@ class ListEntries:
     domains: list[str] = field(default_factory=list)  # plain domains (itself and subdomains): the fast path
     targets: list[tuple[Target, Position]] = field(default_factory=list)  # everything else
 
-    def __len__(self) -> int:
-        return len(self.domains) + len(self.targets)
-
 
 _DOMAIN = r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z_][a-z0-9_-]{0,62}"
 _PLAIN_LINE = re.compile(rf"^{_DOMAIN}$", re.M)

@@ -267,7 +267,7 @@ class Enforcer:
         request = flow.request
         state = self._state(flow.client_conn)
         names = (request.host, state.sni or flow.client_conn.sni or "", request.host_header or "")
-        body, oversize = self._body(flow) if with_body else (_known_empty_body(request), _declared_size(request))
+        body, oversize = self._body(flow) if with_body else (_known_empty_body(request), 0)
         facts = self._facts(
             flow.client_conn,
             tuple(n for n in names if n),
@@ -278,8 +278,10 @@ class Enforcer:
             body=body,
         )
         decision = self._decide(facts)
-        if not decision.final and self.policy and oversize > self.policy.inspect_max_bytes:
-            decision = aipolicy.decide_oversize(self.policy, facts, oversize)
+        if not decision.final and self.policy:
+            oversize = oversize or _declared_size(request)  # only a request whose body a rule needs is sized
+            if oversize > self.policy.inspect_max_bytes:
+                decision = aipolicy.decide_oversize(self.policy, facts, oversize)
         if not decision.final and not with_body:
             flow.metadata["aipolicy_wait_body"] = True  # a model rule needs the body: let mitmproxy read it
             return
