@@ -61,3 +61,8 @@ def send(proxy: Proxy, case: Case, upstream_ca: Path, accept: str = "application
         except httpx.ProxyError as error:
             return Outcome(403 if "403" in str(error) else 0, str(error).encode())
         return Outcome(response.status_code, response.content)
+
+
+def proxied_client(proxy: Proxy, *cas: Path, timeout: float = 10) -> httpx.Client:
+    """An httpx client that goes through the proxy, trusting its CA and any other CAs given."""
+    return httpx.Client(proxy=proxy.url, verify=client_context(proxy.ca, *cas), trust_env=False, timeout=timeout)

@@ -7,10 +7,9 @@ from __future__ import annotations
 import html
 import uuid
 
-import httpx
 import pytest
 
-from .clients import client_context
+from .clients import proxied_client
 from .harness import Proxy, connect_tls
 
 pytestmark = pytest.mark.integration
@@ -23,9 +22,7 @@ def page_proxy(make_proxy) -> Proxy:  # type: ignore[no-untyped-def]
 
 def test_browser_gets_block_page_over_https(page_proxy: Proxy) -> None:
     mark = "m" + uuid.uuid4().hex[:8]
-    with httpx.Client(
-        proxy=page_proxy.url, verify=client_context(page_proxy.ca), trust_env=False, timeout=10
-    ) as client:
+    with proxied_client(page_proxy) as client:
         response = client.get(
             f"https://{mark}.chat.deepseek.com/c/new", headers={"accept": "text/html,application/xhtml+xml"}
         )
@@ -48,9 +45,7 @@ def test_browser_gets_block_page_over_https(page_proxy: Proxy) -> None:
 
 def test_api_client_gets_json_over_https(page_proxy: Proxy) -> None:
     mark = "m" + uuid.uuid4().hex[:8]
-    with httpx.Client(
-        proxy=page_proxy.url, verify=client_context(page_proxy.ca), trust_env=False, timeout=10
-    ) as client:
+    with proxied_client(page_proxy) as client:
         response = client.post(f"https://{mark}.api.deepseek.com/v1/chat/completions", json={"model": "x"})
     assert response.status_code == 403
     assert "aipolicy rule deepseek" in response.json()["error"]["message"]
@@ -58,9 +53,7 @@ def test_api_client_gets_json_over_https(page_proxy: Proxy) -> None:
 
 def test_hostile_path_is_escaped(page_proxy: Proxy) -> None:
     mark = "m" + uuid.uuid4().hex[:8]
-    with httpx.Client(
-        proxy=page_proxy.url, verify=client_context(page_proxy.ca), trust_env=False, timeout=10
-    ) as client:
+    with proxied_client(page_proxy) as client:
         response = client.get(
             f"https://{mark}.chat.deepseek.com/%3Cscript%3Ealert(1)%3C/script%3E\"onx='y'",
             headers={"accept": "text/html"},

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import openai
 import pytest
 
-from .clients import client_context
+from .clients import proxied_client
 
 pytestmark = pytest.mark.integration
 
 
 def sdk_client(proxy, marker: str) -> openai.OpenAI:  # type: ignore[no-untyped-def]
-    http_client = httpx.Client(proxy=proxy.url, verify=client_context(proxy.ca), trust_env=False, timeout=10)
+    http_client = proxied_client(proxy)
     return openai.OpenAI(
         base_url=f"https://gateway.example/{marker}/v1",
         api_key="sk-test-not-a-secret",
