@@ -13,6 +13,9 @@ from ._models import ModelCondition, ModelReader
 from ._policy import Entry, Policy, Rule
 
 SEVERITY = {"allow": 0, "monitor": 1, "block": 3}
+# Names whose decision depends on neither path nor body are remembered per policy, so a name seen
+# again costs one normalisation and one dict lookup. Bounded: a full cache is emptied and refilled.
+DECISION_CACHE_SIZE = 16_384
 _FIRST = itemgetter(0)
 
 
@@ -88,6 +91,9 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
     hosts = facts.hosts
     if len(hosts) == 1:
         name = normalise_host(hosts[0])
+        known = policy.decisions.get(name)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
         return _decide_name(policy, name, facts, (name,), None)
     names = tuple(dict.fromkeys(normalise_host(h) for h in hosts if h))
     best: Decision | None = None
@@ -125,12 +131,11 @@ def _decide_name(
     if policy.always:
         candidates.extend(policy.always)
     if not candidates:
-        return _default(policy, name, names)
-    if len(candidates) > 1:
-        first = min(candidates, key=_FIRST)
-        if first[1] is None:  # the common case: the first rule that matches has no further condition
-            return _verdict(policy, policy.rules[first[0]], name, first[2], names)
-        candidates.sort(key=_FIRST)
+        return _remember(policy, names, _default(policy, name, names))
+    first = min(candidates, key=_FIRST) if len(candidates) > 1 else candidates[0]
+    if first[1] is None:  # the common case: the first rule that matches has no further condition
+        return _remember(policy, names, _verdict(policy, policy.rules[first[0]], name, first[2], names))
+    candidates.sort(key=_FIRST)
     raw_path = facts.path
     path = None
     for rule_index, condition, app in candidates:
@@ -156,6 +161,16 @@ def _decide_name(
                 model, app = hit
         return _verdict(policy, policy.rules[rule_index], name, app, names, model=model)
     return _default(policy, name, names)
+
+
+def _remember(policy: Policy, names: tuple[str, ...], decision: Decision) -> Decision:
+    """Cache a decision that only the name made, for requests presenting that one name."""
+    if len(names) == 1:
+        cache = policy.decisions
+        if len(cache) >= DECISION_CACHE_SIZE:
+            cache.clear()
+        cache[names[0]] = decision
+    return decision
 
 
 def _verdict(

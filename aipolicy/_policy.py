@@ -71,6 +71,7 @@ class Policy:
     warnings: list[Problem] = field(default_factory=list)
     files: tuple[str, ...] = ()  # every file read, for hot reload
     cache: dict[Any, Any] = field(default_factory=dict)  # decisions and their parts that do not depend on the request
+    decisions: dict[str, Any] = field(default_factory=dict)  # host name -> its Decision, where no path or body matters
 
     @property
     def hash(self) -> str:

@@ -487,3 +487,51 @@ def test_hundred_thousand_entry_list_file(tmp_path: Path) -> None:
     assert ask(policy, "a.exact.list.example") == ("allow", "default")
     assert ask(policy, "path.example", path="/bad-org/x") == ("block", "big")
     assert ask(policy, "path.example", path="/good-org/x") == ("allow", "default")
+
+
+# --- the per-name decision cache ----------------------------------------------------------------
+
+
+def test_path_rule_before_a_host_rule_is_asked_again_for_each_path(tmp_path: Path) -> None:
+    """A host's verdict is cached only when no path or body could change it."""
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            """
+            rules:
+              - {id: upload-path, action: block, match: {urls: [files.example/upload]}}
+              - {id: whole-host, action: monitor, match: {domains: [files.example]}}
+            """,
+        )
+    )
+    assert ask(policy, "files.example", path="/read") == ("monitor", "whole-host")
+    assert ask(policy, "files.example", path="/upload/x") == ("block", "upload-path")
+    assert ask(policy, "files.example", path="/read") == ("monitor", "whole-host")
+    assert "files.example" not in policy.decisions
+
+
+def test_cached_decision_is_the_one_a_fresh_policy_gives(fixture_policy: Policy) -> None:
+    fresh = load_policy(FIXTURES / "policy.yaml")
+    for hosts, path, _action, _rule, _case in FIXTURE_CASES:
+        first = decide(fixture_policy, RequestFacts(hosts=hosts, path=path))
+        again = decide(fixture_policy, RequestFacts(hosts=hosts, path=path))
+        assert again.as_dict() == first.as_dict() == decide(fresh, RequestFacts(hosts=hosts, path=path)).as_dict()
+
+
+def test_decision_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("aipolicy._decision.DECISION_CACHE_SIZE", 4)
+    policy = load_policy(write_policy(tmp_path, "rules:\n  - {id: b, action: block, match: {domains: [b.example]}}\n"))
+    for round_ in range(2):
+        for number in range(10):
+            assert ask(policy, f"h{number}.b.example") == ("block", "b"), round_
+            assert ask(policy, f"h{number}.other.example") == ("allow", "default"), round_
+            assert len(policy.decisions) <= 4
+
+
+def test_several_names_are_not_cached_under_one_of_them(fixture_policy: Policy) -> None:
+    """A decision over CONNECT target + SNI must not answer later for the target alone."""
+    both = decide(fixture_policy, RequestFacts(hosts=("example.org", "chat.deepseek.com"), path="/"))
+    alone = decide(fixture_policy, RequestFacts(hosts=("example.org",), path="/"))
+    again = decide(fixture_policy, RequestFacts(hosts=("example.org", "chat.deepseek.com"), path="/"))
+    assert (both.action, alone.action, again.action) == ("block", "allow", "block")
+    assert again.hosts == ("example.org", "chat.deepseek.com")

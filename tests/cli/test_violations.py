@@ -546,7 +546,14 @@ def start_tail(*args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell running the suite in the background ignores SIGINT, and the child would inherit
+        # that; Python only turns SIGINT into KeyboardInterrupt when it starts with the default.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop(process: subprocess.Popen[str]) -> None:
