@@ -7,13 +7,24 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 
 from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
+from ._controls import (
+    Acknowledgements,
+    QuotaSettings,
+    QuotaTracker,
+    QuotaVerdict,
+    WarnSettings,
+    clean_justification,
+    is_write,
+    parse_duration,
+    parse_size,
+)
 from ._decision import Decision, RequestFacts, decide, decide_oversize
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
 from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
-from ._pages import block_page, json_error, wants_html
+from ._pages import block_page, json_error, wants_html, warn_page
 from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._resources import default_policy, policies_dir, shipped_catalog
 from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
@@ -23,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS",
+    "Acknowledgements",
     "AipolicyError",
     "App",
     "Catalog",
@@ -37,13 +49,18 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Problem",
+    "QuotaSettings",
+    "QuotaTracker",
+    "QuotaVerdict",
     "RequestFacts",
     "Rule",
     "SkipReport",
     "Summary",
     "Target",
     "Vendor",
+    "WarnSettings",
     "block_page",
+    "clean_justification",
     "decide",
     "decide_oversize",
     "decision_event",
@@ -52,11 +69,14 @@ __all__ = [
     "default_proxy_id",
     "evasion_signals",
     "format_ts",
+    "is_write",
     "json_error",
     "load_catalog",
     "load_policy",
     "normalise_host",
     "normalise_path",
+    "parse_duration",
+    "parse_size",
     "parse_target",
     "parse_time",
     "policies_dir",
@@ -66,4 +86,5 @@ __all__ = [
     "summarise",
     "system_event",
     "wants_html",
+    "warn_page",
 ]

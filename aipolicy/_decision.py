@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
+from ._controls import is_write
 from ._hosts import normalise_host, normalise_path, parse_ip
 from ._index import PathPattern
 from ._models import ModelCondition, ModelReader
 from ._policy import Entry, Policy, Rule
 
-SEVERITY = {"allow": 0, "monitor": 1, "block": 3}
+SEVERITY = {"allow": 0, "read-only": 1, "monitor": 1, "quota": 2, "warn": 2, "block": 3}
 # Names whose decision depends on neither path nor body are remembered per policy, so a name seen
 # again costs one normalisation and one dict lookup. Bounded: a full cache is emptied and refilled.
 DECISION_CACHE_SIZE = 16_384
@@ -56,6 +57,7 @@ class Decision:
     contact: str = ""
     policy: str = ""
     model: str = ""  # the model id that matched a model rule
+    control: str = ""  # "read-only" when a read-only rule refused a submission
 
     @property
     def blocked(self) -> bool:
@@ -78,6 +80,7 @@ class Decision:
             "contact": self.contact or None,
             "policy": self.policy,
             "model": self.model or None,
+            "control": self.control or None,
         }
 
 
@@ -134,7 +137,10 @@ def _decide_name(
         return _remember(policy, names, _default(policy, name, names))
     first = min(candidates, key=_FIRST) if len(candidates) > 1 else candidates[0]
     if first[1] is None:  # the common case: the first rule that matches has no further condition
-        return _remember(policy, names, _verdict(policy, policy.rules[first[0]], name, first[2], names))
+        rule = policy.rules[first[0]]
+        if rule.action == "read-only":
+            return _read_only(policy, rule, name, first[2], names, facts)
+        return _remember(policy, names, _verdict(policy, rule, name, first[2], names))
     candidates.sort(key=_FIRST)
     raw_path = facts.path
     path = None
@@ -159,8 +165,23 @@ def _decide_name(
                 if hit is None:
                     continue
                 model, app = hit
-        return _verdict(policy, policy.rules[rule_index], name, app, names, model=model)
+        rule = policy.rules[rule_index]
+        if rule.action == "read-only":
+            return _read_only(policy, rule, name, app, names, facts)
+        return _verdict(policy, rule, name, app, names, model=model)
     return _default(policy, name, names)
+
+
+def _read_only(
+    policy: Policy, rule: Rule, name: str, app: str | None, names: tuple[str, ...], facts: RequestFacts
+) -> Decision:
+    """Browsing passes; a request that submits something (a body, a WebSocket) is blocked."""
+    verdict = _verdict(policy, rule, name, app, names, final=facts.path is not None)
+    if facts.path is None or not is_write(facts.method, facts.headers):
+        return verdict  # connection level: decrypt and look at each request
+    subject = verdict.app_name or name
+    reason = rule.reason or f"{subject} is read-only under rule {rule.id}: prompts and uploads are not sent"
+    return replace(verdict, action="block", reason=reason, control="read-only")
 
 
 def _remember(policy: Policy, names: tuple[str, ...], decision: Decision) -> Decision:

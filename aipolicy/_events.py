@@ -74,6 +74,8 @@ def decision_event(
         "stage": stage,
         "proxy": proxy_id,
     }
+    if decision.control:
+        event["control"] = decision.control
     if note:
         event["note"] = note
     return event

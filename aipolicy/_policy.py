@@ -17,6 +17,14 @@ from typing import Any
 
 from ._catalog import Catalog, load_catalog
 from ._checker import Checker, read_yaml_file
+from ._controls import (
+    JUSTIFICATION_MODES,
+    QUOTA_SUBJECTS,
+    QuotaSettings,
+    WarnSettings,
+    parse_duration,
+    parse_size,
+)
 from ._errors import PolicyError, Problem
 from ._index import HostIndex, NetworkIndex, PathPattern
 from ._located import LocatedDict, LocatedList, Position
@@ -24,10 +32,17 @@ from ._models import ModelCondition
 from ._resources import shipped_catalog
 from ._targets import Target, parse_target
 
-ACTIONS = ("block", "monitor", "allow")
-PLANNED_ACTIONS = ("warn", "read-only", "redact", "quota")
+ACTIONS = ("block", "warn", "read-only", "quota", "monitor", "allow")
+DEFAULT_ACTIONS = ("block", "monitor", "allow")
+PLANNED_ACTIONS = ("redact",)
 MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "models", "any")
-RULE_KEYS = ("id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact")
+RULE_KEYS = (
+    "id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact", "warn",
+    "quota",
+)  # fmt: skip
+WARN_KEYS = ("justification", "remember", "message")
+QUOTA_KEYS = ("requests", "bytes", "per", "by", "alert")
+ALERT_KEYS = ("factor", "min_requests")
 POLICY_KEYS = ("version", "name", "description", "default", "catalog", "settings", "lists", "rules")
 SETTINGS_KEYS = ("contact", "log_query", "block_page_title", "inspect_max_bytes", "oversize")
 OVERSIZE_ACTIONS = ("block", "monitor")
@@ -50,6 +65,8 @@ class Rule:
     review: str = ""
     contact: str = ""
     line: int = 0
+    warn: WarnSettings | None = None  # action warn: how the acknowledgement works
+    quota: QuotaSettings | None = None  # action quota: the budget
 
 
 @dataclass
@@ -72,6 +89,13 @@ class Policy:
     files: tuple[str, ...] = ()  # every file read, for hot reload
     cache: dict[Any, Any] = field(default_factory=dict)  # decisions and their parts that do not depend on the request
     decisions: dict[str, Any] = field(default_factory=dict)  # host name -> its Decision, where no path or body matters
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The enabled rule with this id."""
+        by_id = self.cache.get("rules-by-id")
+        if by_id is None:
+            by_id = self.cache["rules-by-id"] = {rule.id: rule for rule in self.rules}
+        return by_id.get(rule_id)
 
     @property
     def hash(self) -> str:
@@ -112,7 +136,7 @@ class _PolicyLoader:
                 "bad-version",
                 f"policy version {root['version']!r} is not supported (valid: 1)",
             )
-        default = check.choice(root, "default", "policy", ACTIONS) or "allow"
+        default = check.choice(root, "default", "policy", DEFAULT_ACTIONS) or "allow"
         self.catalog = self._read_catalog(root)
         digest.update(self.catalog.sha256.encode() if self.catalog else b"")
         settings = self._read_settings(root)
@@ -292,9 +316,77 @@ class _PolicyLoader:
                 )
         text = {key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")}
         self._check_match(rule, what)
+        warn = self._read_warn(rule, what, action)
+        quota = self._read_quota(rule, what, action)
         if not rule_id or not action:
             return None
-        return Rule(rule_id, action, directive=directive, review=review, line=rule.position[0], **text)
+        return Rule(
+            rule_id, action, directive=directive, review=review, line=rule.position[0], warn=warn, quota=quota, **text
+        )
+
+    def _control_mapping(self, rule: LocatedDict, key: str, what: str, action: str | None) -> LocatedDict | None:
+        if key not in rule:
+            return None
+        position = rule.value_positions[key]
+        if action is not None and action != key:
+            self.check.error(position, "misplaced-key", f"{what}.{key} only applies to rules with action {key}")
+            return None
+        return self.check.mapping(rule[key], position, f"{what}.{key}")
+
+    def _read_warn(self, rule: LocatedDict, what: str, action: str | None) -> WarnSettings | None:
+        settings = self._control_mapping(rule, "warn", what, action)
+        if settings is None:
+            return WarnSettings() if action == "warn" else None
+        check = self.check
+        check.keys(settings, f"{what}.warn", WARN_KEYS)
+        mode = check.choice(settings, "justification", f"{what}.warn", JUSTIFICATION_MODES) or "optional"
+        remember = self._value(settings, "remember", f"{what}.warn", parse_duration) or WarnSettings.remember
+        return WarnSettings(mode, remember, check.string(settings, "message", f"{what}.warn") or "")
+
+    def _read_quota(self, rule: LocatedDict, what: str, action: str | None) -> QuotaSettings | None:
+        settings = self._control_mapping(rule, "quota", what, action)
+        if settings is None:
+            if action == "quota":
+                check_position = rule.position
+                self.check.error(
+                    check_position,
+                    "missing-key",
+                    f"{what} has action quota but no quota: (e.g. quota: {{requests: 500, per: 1h}})",
+                )
+            return None
+        check = self.check
+        check.keys(settings, f"{what}.quota", QUOTA_KEYS, ("per",))
+        per = self._value(settings, "per", f"{what}.quota", parse_duration)
+        requests = self._value(settings, "requests", f"{what}.quota", _positive_int)
+        size = self._value(settings, "bytes", f"{what}.quota", parse_size)
+        by = check.choice(settings, "by", f"{what}.quota", QUOTA_SUBJECTS) or "user"
+        if requests is None and size is None and "requests" not in settings and "bytes" not in settings:
+            check.error(
+                settings.position, "empty-quota", f"{what}.quota sets no budget (use requests:, bytes: or both)"
+            )
+        factor, minimum = None, 100
+        alert = (
+            check.mapping(settings["alert"], settings.value_positions["alert"], f"{what}.quota.alert")
+            if "alert" in settings
+            else None
+        )
+        if alert is not None:
+            check.keys(alert, f"{what}.quota.alert", ALERT_KEYS, ("factor",))
+            factor = self._value(alert, "factor", f"{what}.quota.alert", _positive_number)
+            minimum = self._value(alert, "min_requests", f"{what}.quota.alert", _positive_int) or minimum
+        if per is None:
+            return None
+        return QuotaSettings(per, requests, size, by, factor, minimum)
+
+    def _value(self, mapping: LocatedDict, key: str, what: str, parse: Any) -> Any:
+        """A setting read by ``parse``, which raises ValueError with the message to show."""
+        if key not in mapping:
+            return None
+        try:
+            return parse(mapping[key])
+        except ValueError as error:
+            self.check.error(mapping.value_positions[key], "bad-value", f"{what}.{key}: {error}")
+            return None
 
     def _read_directive(self, rule: LocatedDict, what: str) -> dict[str, str] | None:
         if "directive" not in rule:
@@ -485,3 +577,15 @@ _OTHER_LINE = re.compile(rf"^(?!{_DOMAIN}$).+$", re.M)
 _HOSTS_FILE_LOCAL = frozenset(
     ("localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback")
 )
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a whole number above 0, got {value!r}")
+    return value
+
+
+def _positive_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"expected a number above 0, got {value!r}")
+    return float(value)

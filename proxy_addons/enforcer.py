@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +48,10 @@ class Enforcer:
         self.fingerprint: tuple[object, ...] = ()
         self.rejected: tuple[object, ...] = ()
         self.reload_interval = 2.0
+        self.clock = time.time  # injectable, for the time-based controls
+        self.acknowledgements = aipolicy.Acknowledgements(secret=os.urandom(32))
+        self.quotas = aipolicy.QuotaTracker()
+        self.warned: dict[tuple[str, str], float] = {}  # (subject, app) -> when a warn event was last written
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")
@@ -204,7 +210,7 @@ class Enforcer:
             state.sni = sni
             decision = self._decide(facts)
             self._record_evasion(decision, facts, "tls", server[0] if server else "", sni, "", doh_names=names)
-            if decision.blocked or not decision.final:
+            if decision.blocked or not decision.final or self._needs_requests(decision, facts):
                 state.pending = decision if decision.blocked else None
                 state.facts = facts
                 return  # decrypt: the block page, or a rule that needs the request itself
@@ -246,10 +252,17 @@ class Enforcer:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is None:
             return
+        if "aipolicy_quota" in flow.metadata and flow.response.headers.get("content-length", "").isdigit():
+            self._count_bytes(flow, int(flow.response.headers["content-length"]))
         if "alt-svc" in flow.response.headers:
             del flow.response.headers["alt-svc"]  # never let a client learn of HTTP/3 and leave the proxy's view
         if _large_or_open_ended(flow.response.headers):
             flow.response.stream = True  # responses are never inspected: stream big and open-ended ones (SSE)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if "aipolicy_quota" in flow.metadata and response is not None and "content-length" not in response.headers:
+            self._count_bytes(flow, len(response.raw_content or b""))  # chunked: counted once it has arrived
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         state = self.connections.get(flow.client_conn.id)
@@ -297,11 +310,172 @@ class Enforcer:
             self._block(flow, decision, facts)
             state.recorded = True
             return
+        if decision.action == "warn" and self._warn(flow, decision, facts, with_body):
+            return
+        if decision.action == "quota" and self._over_quota(flow, decision, facts):
+            return
         if decision.action == "monitor" and not self._record(decision, facts, "request", flow=flow):
             self._block(flow, _unlogged(decision), facts)
             return
         if not with_body and body is None and _large_or_open_ended(request.headers):
             request.stream = True  # decided without the body: let big uploads stream through untouched
+
+    # --- warn and quota -------------------------------------------------------
+
+    def _needs_requests(self, decision: Decision, facts: RequestFacts) -> bool:
+        """Must the connection be decrypted for the warn or quota rule to see its requests?"""
+        if decision.action == "quota":
+            return True
+        if decision.action == "warn":
+            subject = facts.user or facts.client_ip
+            return not self.acknowledgements.acknowledged(subject, decision.app or decision.host, self.clock())
+        return False
+
+    def _warn(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts, with_body: bool) -> bool:
+        """True if the request was answered (the warning, or the acknowledgement); False lets it pass."""
+        assert self.policy is not None
+        rule = self.policy.rule(decision.rule)
+        settings = rule.warn if rule and rule.warn else aipolicy.WarnSettings()
+        subject, app, now = facts.user or facts.client_ip, decision.app or decision.host, self.clock()
+        request = flow.request
+        if request.path.split("?", 1)[0] == PROCEED_PATH and request.method == "POST":
+            if not with_body:
+                flow.metadata["aipolicy_wait_body"] = True  # read the form first
+                return True
+            return self._proceed(flow, decision, facts, settings, (subject, app, now))
+        if self.acknowledgements.acknowledged(subject, app, now):
+            return False
+        self._show_warning(flow, decision, facts, settings, (subject, app, now))
+        return True
+
+    def _proceed(
+        self,
+        flow: http.HTTPFlow,
+        decision: Decision,
+        facts: RequestFacts,
+        settings: aipolicy.WarnSettings,
+        who: tuple[str, str, float],
+    ) -> bool:
+        subject, app, now = who
+        raw = flow.request.raw_content or b""
+        form = urllib.parse.parse_qs(raw[:16384].decode("utf-8", "replace"), max_num_fields=10)
+        token, back = form.get("token", [""])[0], form.get("return", ["/"])[0]
+        justification = aipolicy.clean_justification(form.get("justification", [""])[0])
+        if not self.acknowledgements.valid_token(token, subject, app, now):
+            error = "This confirmation has expired or did not come from this page. Please confirm again."
+        elif settings.justification == "required" and not justification:
+            error = "Please give a business justification to continue."
+        else:
+            self.acknowledgements.remember(subject, app, now, settings.remember)
+            proceed = replace(
+                decision, action="proceed", reason=f"the user acknowledged the warning of rule {decision.rule}"
+            )
+            event = self._event(proceed, facts, flow)
+            event["justification"] = justification or None
+            if not self._write(event):
+                self._block(flow, _unlogged(decision), facts)
+                return True
+            location = back if back.startswith("/") and not back.startswith(("//", "/\\")) else "/"
+            flow.response = http.Response.make(303, b"", {"location": location, "cache-control": "no-store"})
+            return True
+        self._show_warning(flow, decision, facts, settings, who, error=error, status=400)
+        return True
+
+    def _show_warning(
+        self,
+        flow: http.HTTPFlow,
+        decision: Decision,
+        facts: RequestFacts,
+        settings: aipolicy.WarnSettings,
+        who: tuple[str, str, float],
+        error: str = "",
+        status: int = 403,
+    ) -> None:
+        subject, app, now = who
+        request = flow.request
+        if aipolicy.wants_html(request.headers) and request.headers.get("upgrade", "").lower() != "websocket":
+            path = request.path if request.path.split("?", 1)[0] != PROCEED_PATH else "/"
+            body = aipolicy.warn_page(
+                decision,
+                request.pretty_url.split("?", 1)[0],
+                action=PROCEED_PATH,
+                token=self.acknowledgements.token(subject, app, now),
+                return_to=path,
+                justification=settings.justification,
+                message=settings.message,
+                remember=_human_duration(settings.remember),
+                error=error,
+            )
+            flow.response = http.Response.make(status, body, self._block_headers(decision, "text/html; charset=utf-8"))
+        else:
+            hint = f"Open {request.scheme}://{request.pretty_host}/ in a browser and confirm to continue."
+            body = aipolicy.json_error(
+                decision,
+                lead="Your organisation's AI policy asks you to confirm first",
+                code="aipolicy_warn",
+                hint=hint,
+            )
+            flow.response = http.Response.make(403, body, self._block_headers(decision, "application/json"))
+        last = self.warned.get((subject, app), 0.0)
+        if now - last >= WARN_EVENT_INTERVAL:  # one warn event per user and app a minute, not one per asset
+            if len(self.warned) > 100_000:
+                self.warned.clear()
+            self.warned[(subject, app)] = now
+            self._record(decision, facts, "request", flow=flow)
+
+    def _over_quota(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> bool:
+        assert self.policy is not None
+        rule = self.policy.rule(decision.rule)
+        if rule is None or rule.quota is None:
+            return False
+        settings = rule.quota
+        subject = facts.client_ip if settings.by == "client" else (facts.user or facts.client_ip)
+        now = self.clock()
+        verdict = self.quotas.charge(rule.id, subject, settings, _declared_size(flow.request), now)
+        if verdict.alert:
+            reason = (
+                f"{subject} sent {verdict.requests} requests to {decision.app_name or decision.host} in one "
+                f"{_human_duration(settings.per)} window, about {verdict.requests / verdict.baseline:.0f}x their "
+                f"usual {verdict.baseline:.0f}"
+            )
+            event = self._event(replace(decision, action="monitor", reason=reason), facts, flow)
+            event.update(event="volume", requests=verdict.requests, baseline=verdict.baseline)
+            self._write(event)
+        if verdict.allowed:
+            flow.metadata["aipolicy_quota"] = (rule.id, subject, settings)
+            return False
+        used = f"{verdict.requests} requests" + (f", {verdict.bytes:,} bytes" if settings.bytes else "")
+        refused = replace(
+            decision,
+            reason=f"the budget of rule {rule.id} is used up for this {_human_duration(settings.per)} window ({used})",
+        )
+        headers = self._block_headers(refused, "application/json")
+        headers["retry-after"] = str(verdict.retry_after)
+        body = aipolicy.json_error(
+            refused, lead="Usage limit of your organisation's AI policy reached", kind="rate_limit_error",
+            code="aipolicy_quota", hint=f"Try again in {verdict.retry_after} seconds.",
+        )  # fmt: skip
+        flow.response = http.Response.make(429, body, headers)
+        event = self._event(refused, facts, flow)
+        event.update(retry_after=verdict.retry_after, window_requests=verdict.requests, window_bytes=verdict.bytes)
+        if not self._write(event):
+            self._block(flow, _unlogged(decision), facts)
+        return True
+
+    def _count_bytes(self, flow: http.HTTPFlow, size: int) -> None:
+        rule_id, subject, settings = flow.metadata["aipolicy_quota"]
+        self.quotas.add_bytes(rule_id, subject, settings, size, self.clock())
+
+    def _event(self, decision: Decision, facts: RequestFacts, flow: http.HTTPFlow) -> dict[str, object]:
+        return aipolicy.decision_event(
+            decision,
+            facts,
+            stage="request",
+            sni=flow.client_conn.sni or "",
+            user_agent=flow.request.headers.get("user-agent", ""),
+            proxy_id=self._proxy_id(),
+            log_query=bool(self.policy and self.policy.log_query),
+        )
 
     def _body(self, flow: http.HTTPFlow) -> tuple[bytes | None, int]:
         """(decoded request body, 0), or (None, size) when it is too large to inspect."""
@@ -512,6 +686,18 @@ def _known_empty_body(request: http.Request) -> bytes | None:
     ):
         return b""
     return None
+
+
+PROCEED_PATH = "/.aipolicy/proceed"  # where the warning page's form posts its acknowledgement
+WARN_EVENT_INTERVAL = 60.0  # seconds
+
+
+def _human_duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 STREAM_ABOVE = 256 * 1024  # bytes; smaller bodies cost less buffered than streamed
