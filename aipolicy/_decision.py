@@ -263,5 +263,12 @@ def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Dec
 
 
 def _default_reason(action: str, subject: str, rule_id: str) -> str:
-    verb = {"block": "is blocked", "monitor": "is monitored", "allow": "is allowed"}[action]
+    verb = {
+        "block": "is blocked",
+        "warn": "needs a confirmation",
+        "read-only": "is read-only",
+        "quota": "has a usage budget",
+        "monitor": "is monitored",
+        "allow": "is allowed",
+    }[action]
     return f"{subject} {verb} by rule {rule_id}"
