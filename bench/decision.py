@@ -199,11 +199,14 @@ def synthetic_cases(directory: Path, sizes: list[int], rule_sizes: list[int]) ->
         for kind, hosts in pools.items():
             for mode in ("pool", "same", "uncached"):
                 chosen = hosts[:1] if mode == "same" else hosts
-                label = f"{form}, {size:>9,}: {kind}, " + {
-                    "pool": f"{len(chosen):,} hosts",
-                    "same": "same host",
-                    "uncached": f"{len(chosen):,} hosts, no cache",
-                }[mode]
+                label = (
+                    f"{form}, {size:>9,}: {kind}, "
+                    + {
+                        "pool": f"{len(chosen):,} hosts",
+                        "same": "same host",
+                        "uncached": f"{len(chosen):,} hosts, no cache",
+                    }[mode]
+                )
                 group = (form, size, kind, mode)
                 cases.append(decide_case(label, policy, chosen, group=group, uncached=mode == "uncached"))
     return cases, loads

@@ -34,3 +34,15 @@ def json_option(function: F) -> F:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+# How each action is shown to people (rich colours); unknown values fall back to bold.
+ACTION_COLOURS = {
+    "block": "red",
+    "quota": "red",
+    "warn": "dark_orange",
+    "proceed": "yellow",
+    "read-only": "cyan",
+    "monitor": "yellow",
+    "allow": "green",
+}

@@ -12,7 +12,7 @@ from rich.table import Table
 import aipolicy
 from aipolicy import Decision, Policy, PolicyError, RequestFacts
 
-from ._common import echo_json, json_option, policy_option, stderr, stdout
+from ._common import ACTION_COLOURS, echo_json, json_option, policy_option, stderr, stdout
 
 
 def resolve_policy_path(policy_path: str | None) -> str:
@@ -179,7 +179,7 @@ def _read_body(body_file: str | None, content_encoding: str, limit: int) -> tupl
 
 
 def _print_decision(decision: Decision, url: str) -> None:
-    colour = {"block": "red", "monitor": "yellow", "allow": "green"}[decision.action]
+    colour = ACTION_COLOURS.get(decision.action, "bold")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -199,6 +199,8 @@ def _print_decision(decision: Decision, url: str) -> None:
         )
     if decision.model:
         table.add_row("Model", escape(decision.model))
+    if decision.control:
+        table.add_row("Control", escape(decision.control))
     table.add_row("Matched host", escape(decision.host))
     table.add_row("Policy", decision.policy)
     stdout.print(table)

@@ -39,7 +39,7 @@ from aipolicy._summary import (
     summarise,
 )
 
-from ._common import F, echo_json, json_option, stderr, stdout
+from ._common import ACTION_COLOURS, F, echo_json, json_option, stderr, stdout
 
 DEFAULT_LOG = "aipolicy-events.jsonl"
 EXPORT_COLUMNS = (
@@ -48,7 +48,6 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 PROGRESS_MIN_BYTES = 16 << 20  # below this, reading takes well under a second
 POLL_SECONDS = 0.2
-ACTION_COLOURS = {"block": "red", "monitor": "yellow", "allow": "green"}
 # C0 and C1 controls, DEL, zero-width and bidirectional controls, line and paragraph separators:
 # characters in an event that could move the cursor, recolour the terminal or reorder what is shown.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")

@@ -301,3 +301,38 @@ def test_proxy_rejects_a_bad_port(no_exec: list[list[str]]) -> None:
     result = run("proxy", "--policy", str(FIXTURE_POLICY), "--port", "70000")
     assert_clean_failure(result, 2)
     assert no_exec == []
+
+
+CONTROLS_POLICY = f"""\
+version: 1
+catalog: {FIXTURES / "catalog.yaml"}
+rules:
+  - {{id: ro, action: read-only, match: {{hosts: [chatgpt.com]}}}}
+  - {{id: confirm, action: warn, match: {{hosts: [deepseek.example]}}}}
+  - {{id: budget, action: quota, match: {{hosts: [api.openai.com]}}, quota: {{requests: 5, per: 1h}}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "action", "rule", "control"),
+    [
+        (["https://chatgpt.com/c"], "read-only", "ro", None),
+        (["https://chatgpt.com/c", "--method", "POST", "--body-file", "BODY"], "block", "ro", "read-only"),
+        (["https://deepseek.example/"], "warn", "confirm", None),
+        (["https://api.openai.com/v1/chat/completions", "--method", "POST"], "quota", "budget", None),
+    ],
+)
+def test_policy_test_shows_the_controls(
+    tmp_path: Path, args: list[str], action: str, rule: str, control: str | None
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(CONTROLS_POLICY)
+    body = tmp_path / "body.json"
+    body.write_text('{"prompt": "hello"}')
+    arguments = [str(body) if a == "BODY" else a for a in args]
+    result = run("policy", "test", *arguments, "--policy", str(policy), "--json")
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.output)
+    assert (decision["action"], decision["rule"], decision["control"]) == (action, rule, control)
+    table = run("policy", "test", *arguments, "--policy", str(policy))
+    assert table.exit_code == 0 and f"Action        {action}" in table.output, table.output
