@@ -186,11 +186,14 @@ def start_proxy(
     routes: dict[str, int] | None = None,
     extra: list[str] | None = None,
     block_page: bool = False,
+    log: Path | None = None,
 ) -> Proxy:
+    """mitmdump with the enforcer. Options go in once each: mitmproxy drops addon options
+    given twice with --set (the test routes went missing when aipolicy_log was repeated)."""
     port = free_port()
     confdir = workdir / "confdir"
     confdir.mkdir(exist_ok=True)
-    log = workdir / "events.jsonl"
+    log = log or workdir / "events.jsonl"
     output = workdir / "mitmdump.out"
     command = [
         MITMDUMP,
