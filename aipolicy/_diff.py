@@ -14,7 +14,7 @@ from typing import Any
 
 from ._checker import read_yaml_file
 from ._imports import _list_file_entries, canonical
-from ._policy import MATCH_KEYS, Policy, load_policy
+from ._policy import MATCH_KEYS, SETTINGS_KEYS, Policy, load_policy
 
 _TARGET_KEYS = frozenset(("domains", "hosts", "ips", "urls"))
 PROVENANCE_KEYS = ("description", "reason", "directive", "owner", "review", "contact")
@@ -186,7 +186,7 @@ def _view(path: str | Path) -> _View:
         else:
             lists[name] = [canonical(item) for item in body]
             sources[name] = "inline"
-    settings = dict(data.get("settings") or {})
+    settings = {key: getattr(loaded, key) for key in SETTINGS_KEYS}  # effective values: defaults count
     return _View(
         default=loaded.default,
         metadata={key: data.get(key) for key in _METADATA_KEYS if data.get(key) is not None},

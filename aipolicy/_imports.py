@@ -197,27 +197,32 @@ def _dump(yaml: YAML, document: Any) -> str:
 
 
 def _edit_inline(body: CommentedSeq, plan: ImportPlan) -> None:
+    tail = _take_trailing_comment(body)
     removed = set(plan.removed)
     for index in reversed(range(len(body))):
         if canonical(body[index]) in removed:
             del body[index]
-    last = len(body) - 1
     body.extend(entry for entry, _ in plan.added)
-    _move_trailing_comment(body, last)
+    if tail is not None and len(body):
+        slot = body.ca.items.setdefault(len(body) - 1, [None, None, None, None])
+        if slot[0] is None:
+            slot[0] = tail
+        else:
+            slot[0].value = slot[0].value.rstrip("\n") + "\n" + tail.value[1:]
 
 
-def _move_trailing_comment(body: CommentedSeq, last: int) -> None:
-    """ruamel keeps blank lines and comments after a block sequence on its last item;
-    after appending, they belong after the new last item."""
-    slot = body.ca.items.get(last) if last >= 0 else None
-    if not slot or slot[0] is None or last == len(body) - 1:
-        return
+def _take_trailing_comment(body: CommentedSeq) -> CommentToken | None:
+    """ruamel keeps the blank lines and comments that follow a block sequence on its
+    last item; take them off it, to put them back after the list's new last item."""
+    slot = body.ca.items.get(len(body) - 1) if len(body) else None
+    if not slot or slot[0] is None:
+        return None
     token = slot[0]
     head, newline, tail = token.value.partition("\n")
     if not tail:
-        return
+        return None
     token.value = head + newline
-    body.ca.items[len(body) - 1] = [CommentToken("\n" + tail, token.start_mark, None), None, None, None]
+    return CommentToken("\n" + tail, token.start_mark, None)
 
 
 def _list_file_entries(text: str, list_format: str) -> list[list[str]]:

@@ -15,6 +15,7 @@ from ._policy import policy, resolve_policy_path
 from ._violations import DEFAULT_LOG, _parse_time_option, report_skipped, safe
 
 SAMPLE = 10
+USERS_SHOWN = 20
 
 
 class TroubleError(click.ClickException):
@@ -159,7 +160,7 @@ def _print_diff(data: dict[str, Any]) -> None:
         stdout.print(f"default: {changes['default']['before']} -> [bold]{changes['default']['after']}[/]")
     for section in ("metadata", "settings"):
         for key, pair in changes.get(section, {}).items():
-            stdout.print(f"{section}.{safe(key)}: {safe(pair['before'])} -> {safe(pair['after'])}")
+            stdout.print(f"{section}.{safe(key)}: {_shown(pair['before'])} -> {_shown(pair['after'])}")
     if "catalog" in changes:
         stdout.print(f"catalogue: {changes['catalog']['before']} -> {changes['catalog']['after']} (content hash)")
     rules = changes.get("rules", {})
@@ -177,7 +178,7 @@ def _print_diff(data: dict[str, Any]) -> None:
                     for item in delta["removed"]:
                         stdout.print(f"    match.{match_key}: [red]- {safe(item)}[/]")
             elif key != "id":
-                stdout.print(f"    {key}: {safe(value['before'])} -> {safe(value['after'])}")
+                stdout.print(f"    {key}: {_shown(value['before'])} -> {_shown(value['after'])}")
     if "order" in rules:
         stdout.print(
             f"[yellow]rule order[/] (first match wins): {safe(', '.join(rules['order']['before']))} -> "
@@ -198,6 +199,10 @@ def _print_diff(data: dict[str, Any]) -> None:
             stdout.print(f"    [red]- {safe(item)}[/]")
         if "source" in change:
             stdout.print(f"    source: {safe(change['source']['before'])} -> {safe(change['source']['after'])}")
+
+
+def _shown(value: object) -> str:
+    return "(none)" if value is None else safe(value)
 
 
 @policy.command("replay")
