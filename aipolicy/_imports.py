@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.tokens import CommentToken
 
+from ._checker import read_yaml_file
 from ._errors import AipolicyError, PolicyError
 from ._policy import load_policy
-from ._sources import ParsedSource, SourceLine
+from ._sources import _PLAIN_DOMAIN, ParsedSource, SourceLine
 from ._targets import parse_target
 
 _SAMPLE = 20
@@ -91,6 +92,8 @@ class ImportPlan:
 def canonical(entry: object) -> str:
     """An entry as the core reads it, so that spellings of one target compare equal."""
     text = str(entry)
+    if _PLAIN_DOMAIN.fullmatch(text):
+        return text  # already canonical: the common case in large lists
     try:
         return str(parse_target(text))
     except ValueError:
@@ -108,20 +111,21 @@ def plan_import(
         load_policy(policy_path)
     except PolicyError as error:
         raise ImportListError(f"the policy does not load; fix it first:\n{error}") from None
-    document, yaml = _load_round_trip(Path(policy_path))
-    lists = document.get("lists") if isinstance(document, CommentedMap) else None
-    if not isinstance(lists, CommentedMap) or list_name not in lists:
-        names = ", ".join(sorted(lists)) if isinstance(lists, CommentedMap) else "none"
+    _, data, _ = read_yaml_file(policy_path, "policy")
+    lists = data.get("lists") if isinstance(data, dict) else None
+    if not isinstance(lists, dict) or list_name not in lists:
+        names = ", ".join(sorted(lists)) if isinstance(lists, dict) else "none"
         raise ImportListError(
             f"the policy {str(policy_path)!r} has no list {list_name!r} (its lists: {names}); "
             f"add one under 'lists:' first, e.g. '{list_name}: []' or '{list_name}: {{file: {list_name}.txt}}'"
         )
     body = lists[list_name]
-    if isinstance(body, CommentedSeq):
+    if isinstance(body, list):
         existing = [canonical(item) for item in body]
         plan = _plan(policy_path, list_name, parsed, source, "inline", str(policy_path), existing, replace)
         if plan.changed:
-            _edit_inline(body, plan)
+            document, yaml = _load_round_trip(Path(policy_path))
+            _edit_inline(document["lists"][list_name], plan)
             plan.new_text = _dump(yaml, document)
     else:
         list_path = Path(policy_path).parent / str(body["file"])
@@ -163,22 +167,23 @@ def _plan(
 
 
 def _load_round_trip(path: Path) -> tuple[Any, YAML]:
+    """The document, and a dumper set to the indentation that reproduces the file best."""
     text = path.read_text(encoding="utf-8")
-    best: tuple[int, YAML, Any] | None = None
+    try:
+        document = _yaml(_LAYOUTS[0]).load(text)
+    except YAMLError as error:
+        raise ImportListError(f"{path}: cannot be edited: {error}") from None
+    best: tuple[int, YAML] | None = None
     for layout in _LAYOUTS:
         yaml = _yaml(layout)
-        try:
-            document = yaml.load(text)
-        except YAMLError as error:
-            raise ImportListError(f"{path}: cannot be edited: {error}") from None
         dumped = _dump(yaml, document)
         if dumped == text:
             return document, yaml
         score = len(set(dumped.splitlines()) ^ set(text.splitlines()))
         if best is None or score < best[0]:
-            best = (score, yaml, document)
+            best = (score, yaml)
     assert best is not None
-    return best[2], best[1]
+    return document, best[1]
 
 
 def _yaml(layout: tuple[int, int, int]) -> YAML:

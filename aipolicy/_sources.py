@@ -19,6 +19,7 @@ writes files; see ``_imports``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ _LOCAL_NAMES = frozenset(
     ("localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback", "0.0.0.0")
 )
 _CLIP = 120
+_PLAIN_DOMAIN = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z_][a-z0-9_-]{0,62}")
 
 # Why a line of a source was skipped (the format allows it; a list of targets cannot hold it).
 SKIP_REASONS = {
@@ -185,6 +187,9 @@ def parse_source(text: str, list_format: str = "auto") -> ParsedSource:
 
 
 def _add(parsed: ParsedSource, number: int, name: str, original: str) -> None:
+    if _PLAIN_DOMAIN.fullmatch(name):
+        parsed.entries.append((name, number))  # already canonical: most lines of a large list
+        return
     try:
         parsed.entries.append((str(parse_target(name)), number))
     except ValueError as error:
@@ -205,7 +210,7 @@ def _hosts_line(parsed: ParsedSource, number: int, line: str) -> None:
     fields = line.split("#", 1)[0].split()
     if not fields:
         return
-    if len(fields) < 2 or parse_ip(fields[0]) is None:
+    if len(fields) < 2 or not _is_address(fields[0]):
         parsed.invalid.append(SourceLine(number, line[:_CLIP], f"expected 'ADDRESS NAME…', got {line[:80]!r}"))
         return
     for name in fields[1:]:
@@ -213,6 +218,12 @@ def _hosts_line(parsed: ParsedSource, number: int, line: str) -> None:
             _skip(parsed, number, line, "local")
         else:
             _add(parsed, number, name, line)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_address(text: str) -> bool:
+    """Hosts files repeat one or two addresses (0.0.0.0, 127.0.0.1) on every line."""
+    return parse_ip(text) is not None
 
 
 _ADBLOCK_DOMAIN = re.compile(r"\|\|([^/^$|*]+)\^?\|?")
