@@ -267,20 +267,27 @@ def apply_import(plan: ImportPlan) -> None:
     target = Path(plan.target_file)
     policy_path = Path(plan.policy_path)
     if plan.list_kind == "inline":
-        write_atomically(target, plan.new_text.encode(), check=lambda temp: _check_policy(temp, policy_path))
+        write_atomically(
+            target, plan.new_text.encode(), check=lambda temp: _check_beside(policy_path, temp.read_bytes())
+        )
         return
     document, yaml = _load_round_trip(policy_path)
 
     def check_list(temp: Path) -> None:
-        relative = os.path.relpath(temp, policy_path.parent)
-        document["lists"][plan.list_name]["file"] = relative
-        candidate = _stage(policy_path, _dump(yaml, document).encode())
-        try:
-            _check_policy(candidate, policy_path, {str(temp): str(target)})
-        finally:
-            candidate.unlink(missing_ok=True)
+        document["lists"][plan.list_name]["file"] = str(temp)  # absolute: the loader joins it to nothing
+        _check_beside(policy_path, _dump(yaml, document).encode(), {str(temp): str(target)})
 
     write_atomically(target, plan.new_text.encode(), check=check_list)
+
+
+def _check_beside(policy_path: Path, data: bytes, renames: dict[str, str] | None = None) -> None:
+    """Load a candidate policy from a temporary file beside the real one (where a symbolic
+    link to it is, if it is one), so that its relative catalogue and list paths resolve alike."""
+    candidate = _stage(policy_path, data)
+    try:
+        _check_policy(candidate, policy_path, renames)
+    finally:
+        candidate.unlink(missing_ok=True)
 
 
 def _check_policy(candidate: Path, real: Path, renames: dict[str, str] | None = None) -> None:
@@ -296,7 +303,9 @@ def _check_policy(candidate: Path, real: Path, renames: dict[str, str] | None = 
 def write_atomically(path: Path, data: bytes, check: Callable[[Path], None] | None = None) -> None:
     """Replace ``path`` with ``data`` all at once: write a temporary file beside it,
     run ``check`` on it (raising stops the write), then ``os.replace``. Readers see
-    the old file or the new one, never half of either; the old file's mode is kept."""
+    the old file or the new one, never half of either; the old file's mode is kept,
+    and a symbolic link is followed (its target is replaced, the link stays)."""
+    path = Path(os.path.realpath(path))
     temp = _stage(path, data)
     try:
         if check is not None:

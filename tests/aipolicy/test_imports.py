@@ -178,3 +178,14 @@ def test_write_atomically_check_failure_keeps_the_old_file(tmp_path: Path) -> No
     assert seen == ["new\n"]
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["list.txt"]
+
+
+def test_write_atomically_follows_a_symbolic_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "policy.yaml"
+    target.write_text("old\n")
+    link = tmp_path / "policy.yaml"
+    link.symlink_to(target)
+    write_atomically(link, b"new\n")
+    assert link.is_symlink()
+    assert target.read_text() == "new\n"
