@@ -23,12 +23,14 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ._errors import AipolicyError
 from ._hosts import parse_ip
 from ._targets import parse_target
+
+if TYPE_CHECKING:  # httpx imports click and rich when they are installed: the core imports it only to fetch
+    import httpx
 
 FORMATS = ("hosts", "adblock", "plain", "v2fly")
 MAX_SOURCE_BYTES = 32 * 1024 * 1024  # the largest public lists are a few MB
@@ -102,6 +104,8 @@ def read_source(source: str, *, transport: httpx.BaseTransport | None = None, ma
 
 
 def _fetch(url: str, transport: httpx.BaseTransport | None, max_bytes: int) -> bytes:
+    import httpx
+
     try:
         with httpx.Client(transport=transport, timeout=FETCH_TIMEOUT, follow_redirects=True, max_redirects=5) as client:
             with client.stream("GET", url, headers={"accept": "text/plain, */*;q=0.5"}) as response:
