@@ -19,14 +19,21 @@ from ._controls import (
     parse_size,
 )
 from ._decision import Decision, RequestFacts, decide, decide_oversize
+from ._diff import PolicyDiff, diff_policies
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
+from ._imports import ImportListError, ImportPlan, apply_import, plan_import, write_atomically
 from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
 from ._pages import block_page, json_error, wants_html, warn_page
 from ._policy import ACTIONS, Policy, Rule, load_policy
+from ._replay import LIMITS as REPLAY_LIMITS
+from ._replay import ReplayReport, Transition, facts_from_event, redecide, replay
 from ._resources import default_policy, policies_dir, shipped_catalog
+from ._sources import FORMATS as SOURCE_FORMATS
+from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
+from ._sources import ParsedSource, SourceError, SourceLine, detect_format, parse_source, read_source
 from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
 from ._targets import Target, parse_target
 
@@ -45,20 +52,32 @@ __all__ = [
     "EventReader",
     "Follower",
     "GroupSummary",
+    "ImportListError",
+    "ImportPlan",
     "LogEvent",
+    "ParsedSource",
     "Policy",
+    "PolicyDiff",
     "PolicyError",
     "Problem",
     "QuotaSettings",
     "QuotaTracker",
     "QuotaVerdict",
+    "REPLAY_LIMITS",
+    "ReplayReport",
     "RequestFacts",
     "Rule",
+    "SOURCE_FORMATS",
+    "SOURCE_SKIP_REASONS",
     "SkipReport",
+    "SourceError",
+    "SourceLine",
     "Summary",
     "Target",
+    "Transition",
     "Vendor",
     "WarnSettings",
+    "apply_import",
     "block_page",
     "clean_justification",
     "decide",
@@ -67,7 +86,10 @@ __all__ = [
     "decode_body",
     "default_policy",
     "default_proxy_id",
+    "detect_format",
+    "diff_policies",
     "evasion_signals",
+    "facts_from_event",
     "format_ts",
     "is_write",
     "json_error",
@@ -77,14 +99,20 @@ __all__ = [
     "normalise_path",
     "parse_duration",
     "parse_size",
+    "parse_source",
     "parse_target",
     "parse_time",
+    "plan_import",
     "policies_dir",
     "read_events",
+    "read_source",
+    "redecide",
+    "replay",
     "shipped_catalog",
     "split_url",
     "summarise",
     "system_event",
     "wants_html",
     "warn_page",
+    "write_atomically",
 ]

@@ -4,6 +4,7 @@ import click
 
 from aipolicy import __version__
 
+from . import _policy_changes  # noqa: F401  (registers policy import|diff|replay)
 from ._catalog import catalog
 from ._policy import policy
 from ._proxy import proxy
