@@ -3,6 +3,7 @@ for ``aipolicy policy test``; nothing here does I/O."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
@@ -12,6 +13,7 @@ from ._hosts import normalise_host, normalise_path, parse_ip
 from ._index import PathPattern
 from ._models import ModelCondition, ModelReader
 from ._policy import Entry, Policy, Rule
+from ._scope import PolicyException
 
 SEVERITY = {"allow": 0, "read-only": 1, "monitor": 1, "quota": 2, "warn": 2, "block": 3}
 # Names whose decision depends on neither path nor body are remembered per policy, so a name seen
@@ -35,6 +37,7 @@ class RequestFacts:
     groups: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
+    time: datetime.datetime | None = None  # when the request was made, for time windows; None: now
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ class Decision:
     policy: str = ""
     model: str = ""  # the model id that matched a model rule
     control: str = ""  # "read-only" when a read-only rule refused a submission
+    exception: Mapping[str, str] | None = None  # the exception that lifted a rule for this request
 
     @property
     def blocked(self) -> bool:
@@ -81,6 +85,7 @@ class Decision:
             "policy": self.policy,
             "model": self.model or None,
             "control": self.control or None,
+            "exception": dict(self.exception) if self.exception else None,
         }
 
 
@@ -136,7 +141,8 @@ def _decide_name(
     if not candidates:
         return _remember(policy, names, _default(policy, name, names))
     first = min(candidates, key=_FIRST) if len(candidates) > 1 else candidates[0]
-    if first[1] is None:  # the common case: the first rule that matches has no further condition
+    if first[1] is None and not policy.rules[first[0]].personal:
+        # the common case: the first rule that matches has no further condition
         rule = policy.rules[first[0]]
         if rule.action == "read-only":
             return _read_only(policy, rule, name, first[2], names, facts)
@@ -144,11 +150,18 @@ def _decide_name(
     candidates.sort(key=_FIRST)
     raw_path = facts.path
     path = None
+    who: _Who | None = None
+    excused: PolicyException | None = None
     for rule_index, condition, app in candidates:
+        rule = policy.rules[rule_index]
+        if rule.personal:
+            who = who or _Who(policy, facts)
+            if rule.scope is not None and not rule.scope.applies(who.user, who.groups, who.client_ip, who.moment):
+                continue
         model = ""
         if condition is not None:
             if raw_path is None:  # connection level: only the decrypted request can tell
-                return _verdict(policy, policy.rules[rule_index], name, app, names, final=False)
+                return _verdict(policy, rule, name, app, names, final=False)
             if type(condition) is PathPattern:
                 if path is None:
                     path = normalise_path(raw_path)
@@ -160,16 +173,46 @@ def _decide_name(
                     reader = ModelReader(raw_path, facts.headers, facts.body)
                 models = reader.models(condition.provider)
                 if models is None:  # the model id is in the body, not read yet
-                    return _verdict(policy, policy.rules[rule_index], name, app, names, final=False)
+                    return _verdict(policy, rule, name, app, names, final=False)
                 hit = condition.match(models)
                 if hit is None:
                     continue
                 model, app = hit
-        rule = policy.rules[rule_index]
+        if rule.exceptions:
+            assert who is not None
+            lifted = _exception_for(rule, who)
+            if lifted is not None:
+                excused = excused or lifted
+                continue  # lifted for this user: the next rule decides
         if rule.action == "read-only":
-            return _read_only(policy, rule, name, app, names, facts)
-        return _verdict(policy, rule, name, app, names, model=model)
-    return _default(policy, name, names)
+            verdict = _read_only(policy, rule, name, app, names, facts)
+        else:
+            verdict = _verdict(policy, rule, name, app, names, model=model)
+        return _excused(verdict, excused)
+    return _excused(_default(policy, name, names), excused)
+
+
+class _Who:
+    """Who asks, from where and when: worked out once per decision, only for personal rules."""
+
+    __slots__ = ("user", "groups", "client_ip", "moment")
+
+    def __init__(self, policy: Policy, facts: RequestFacts) -> None:
+        self.user = facts.user
+        self.groups = frozenset(g.casefold() for g in facts.groups) | policy.groups_of(facts.user)
+        self.client_ip = facts.client_ip
+        self.moment = facts.time or datetime.datetime.now(datetime.UTC)
+
+
+def _exception_for(rule: Rule, who: _Who) -> PolicyException | None:
+    for exception in rule.exceptions:
+        if exception.active(who.moment) and exception.scope.applies(who.user, who.groups, who.client_ip, who.moment):
+            return exception
+    return None
+
+
+def _excused(decision: Decision, exception: PolicyException | None) -> Decision:
+    return decision if exception is None else replace(decision, exception=exception.as_dict())
 
 
 def _read_only(

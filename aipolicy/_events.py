@@ -76,6 +76,8 @@ def decision_event(
     }
     if decision.control:
         event["control"] = decision.control
+    if decision.exception:
+        event["exception"] = dict(decision.exception)
     if note:
         event["note"] = note
     return event

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from ._index import HostIndex, NetworkIndex, PathPattern
 from ._located import LocatedDict, LocatedList, Position
 from ._models import ModelCondition
 from ._resources import shipped_catalog
+from ._scope import Identity, PolicyException, Scope
+from ._scope_loader import ScopeReader
 from ._targets import Target, parse_target
 
 ACTIONS = ("block", "warn", "read-only", "quota", "monitor", "allow")
@@ -38,12 +40,15 @@ PLANNED_ACTIONS = ("redact",)
 MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "models", "any")
 RULE_KEYS = (
     "id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact", "warn",
-    "quota",
+    "quota", "when",
 )  # fmt: skip
 WARN_KEYS = ("justification", "remember", "message")
 QUOTA_KEYS = ("requests", "bytes", "per", "by", "alert")
 ALERT_KEYS = ("factor", "min_requests")
-POLICY_KEYS = ("version", "name", "description", "default", "catalog", "settings", "lists", "rules")
+POLICY_KEYS = (
+    "version", "name", "description", "default", "catalog", "settings", "lists", "groups", "networks", "identity",
+    "rules", "exceptions",
+)  # fmt: skip
 SETTINGS_KEYS = ("contact", "log_query", "block_page_title", "inspect_max_bytes", "oversize")
 OVERSIZE_ACTIONS = ("block", "monitor")
 DIRECTIVE_KEYS = ("id", "title", "reference", "issued", "authority")
@@ -67,6 +72,13 @@ class Rule:
     line: int = 0
     warn: WarnSettings | None = None  # action warn: how the acknowledgement works
     quota: QuotaSettings | None = None  # action quota: the budget
+    scope: Scope | None = None  # `when`: the users, groups, networks and times the rule applies to
+    exceptions: tuple[PolicyException, ...] = ()  # who the rule is lifted for, until when
+
+    @property
+    def personal(self) -> bool:
+        """Does whether the rule applies depend on who asks, from where, or when?"""
+        return self.scope is not None or bool(self.exceptions)
 
 
 @dataclass
@@ -87,8 +99,23 @@ class Policy:
     block_page_title: str = "Blocked by your organisation's AI policy"
     warnings: list[Problem] = field(default_factory=list)
     files: tuple[str, ...] = ()  # every file read, for hot reload
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)  # group -> members (case-folded)
+    identity: Identity = field(default_factory=Identity)
+    exceptions: tuple[PolicyException, ...] = ()
     cache: dict[Any, Any] = field(default_factory=dict)  # decisions and their parts that do not depend on the request
     decisions: dict[str, Any] = field(default_factory=dict)  # host name -> its Decision, where no path or body matters
+
+    def groups_of(self, user: str) -> frozenset[str]:
+        """The policy's groups a user belongs to."""
+        if not user or not self.groups:
+            return frozenset()
+        key = ("groups-of", user.casefold())
+        found = self.cache.get(key)
+        if found is None:
+            if len(self.cache) > 100_000:
+                self.cache.clear()
+            found = self.cache[key] = frozenset(g for g, members in self.groups.items() if user.casefold() in members)
+        return found
 
     def rule(self, rule_id: str) -> Rule | None:
         """The enabled rule with this id."""
@@ -141,6 +168,10 @@ class _PolicyLoader:
         digest.update(self.catalog.sha256.encode() if self.catalog else b"")
         settings = self._read_settings(root)
         self._read_lists(root, digest)
+        self.scopes = ScopeReader(check, self.base, digest)
+        self.scopes.read_groups(root)
+        self.scopes.read_networks(root)
+        identity = self.scopes.read_identity(root)
         hosts: HostIndex[Entry] = HostIndex()
         networks: NetworkIndex[Entry] = NetworkIndex()
         always: list[Entry] = []
@@ -158,6 +189,9 @@ class _PolicyLoader:
             index = len(rules)
             rules.append(rule)
             self._index_rule(rule_map, index, hosts, networks, always)
+        exceptions = self.scopes.read_exceptions(root, seen)
+        rules = [replace(r, exceptions=tuple(e for e in exceptions if e.rule == r.id)) for r in rules]
+        self.files.extend(self.scopes.files)
         if self.catalog is None:
             return None
         return Policy(
@@ -171,6 +205,9 @@ class _PolicyLoader:
             always=tuple(always),
             sha256=digest.hexdigest(),
             files=tuple(self.files),
+            groups=self.scopes.groups,
+            identity=identity,
+            exceptions=tuple(exceptions),
             **settings,
         )
 
@@ -314,14 +351,25 @@ class _PolicyLoader:
                     "bad-date",
                     f"{what}.review must be a date like 2026-06-30, got {value!r}",
                 )
-        text = {key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")}
+        text: dict[str, Any] = {
+            key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")
+        }
         self._check_match(rule, what)
         warn = self._read_warn(rule, what, action)
         quota = self._read_quota(rule, what, action)
+        scope = self.scopes.read_when(rule, what)
         if not rule_id or not action:
             return None
         return Rule(
-            rule_id, action, directive=directive, review=review, line=rule.position[0], warn=warn, quota=quota, **text
+            rule_id,
+            action,
+            directive=directive,
+            review=review,
+            line=rule.position[0],
+            warn=warn,
+            quota=quota,
+            scope=scope,
+            **text,
         )
 
     def _control_mapping(self, rule: LocatedDict, key: str, what: str, action: str | None) -> LocatedDict | None:

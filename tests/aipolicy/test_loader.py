@@ -17,7 +17,7 @@ from aipolicy import Policy, PolicyError, Problem, RequestFacts, decide, load_po
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LOADER = FIXTURES / "loader"
 FIXTURE_CATALOG = FIXTURES / "catalog.yaml"
-VALID_RULE_KEYS = "id, description, action, match, reason, directive, owner, review, enabled, contact, warn, quota"
+VALID_RULE_KEYS = "id, description, action, match, reason, directive, owner, review, enabled, contact, warn, quota, when"
 BAD_DOMAIN_HINT = "(expected e.g. example.com, *.example.com, =api.example.com, 192.0.2.0/24, example.com/path)"
 
 
@@ -91,7 +91,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert [w.message for w in policy.warnings] == [
         "unknown key 'defualt' in the policy may be a typo; did you mean 'default'? "
-        "(valid keys: version, name, description, default, catalog, settings, lists, rules)"
+        "(valid keys: version, name, description, default, catalog, settings, lists, groups, networks, identity, rules, exceptions)"
     ]
     assert policy.default == "allow"
 
