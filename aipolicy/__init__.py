@@ -6,6 +6,20 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 """
 
 from ._bodies import decode_body
+from ._bundle import (
+    Bundle,
+    BundleError,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    parse_duration,
+    policy_files,
+    sign_bundle,
+    unpack_bundle,
+    verify_bundle,
+    write_key_file,
+)
 from ._catalog import App, Catalog, Vendor, load_catalog
 from ._decision import Decision, RequestFacts, decide, decide_oversize
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
@@ -25,6 +39,8 @@ __all__ = [
     "ACTIONS",
     "AipolicyError",
     "App",
+    "Bundle",
+    "BundleError",
     "Catalog",
     "Decision",
     "EventFilter",
@@ -52,18 +68,28 @@ __all__ = [
     "default_proxy_id",
     "evasion_signals",
     "format_ts",
+    "generate_keypair",
     "json_error",
+    "key_id",
     "load_catalog",
     "load_policy",
+    "load_private_key",
+    "load_public_key",
     "normalise_host",
     "normalise_path",
+    "parse_duration",
     "parse_target",
     "parse_time",
     "policies_dir",
+    "policy_files",
     "read_events",
     "shipped_catalog",
+    "sign_bundle",
     "split_url",
     "summarise",
     "system_event",
+    "unpack_bundle",
+    "verify_bundle",
     "wants_html",
+    "write_key_file",
 ]

@@ -4,7 +4,9 @@ import click
 
 from aipolicy import __version__
 
+from . import _distribute  # noqa: F401  (policy sign, verify-bundle, sync)
 from ._catalog import catalog
+from ._keys import keys
 from ._policy import policy
 from ._proxy import proxy
 from ._violations import violations
@@ -27,3 +29,4 @@ main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
 main.add_command(violations)
+main.add_command(keys)
