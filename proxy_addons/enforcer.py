@@ -173,9 +173,9 @@ class Enforcer:
             )
         )
 
-    def reject(self, source: str, reason: str, **extra: object) -> None:
+    def reject(self, origin: str, reason: str, **extra: object) -> None:
         """Record a policy_rejected event; the policy in force stays."""
-        logger.error(f"aipolicy: new policy {source!r} rejected; still enforcing {self._hash()}:\n{reason}")
+        logger.error(f"aipolicy: new policy {origin!r} rejected; still enforcing {self._hash()}:\n{reason}")
         self._write(
             aipolicy.system_event("policy_rejected", reason, policy=self._hash(), proxy_id=self._proxy_id(), **extra)
         )
