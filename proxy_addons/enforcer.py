@@ -148,6 +148,8 @@ class Enforcer:
                 logger.exception("aipolicy: policy reload failed")
 
     async def _reload_if_changed(self) -> None:
+        if self.feed.policy_file:
+            return  # a followed feed's policy changes only through a verified bundle
         files = self.policy.files if self.policy else (self._policy_path(),)
         current = _fingerprint(files)
         if current == self.fingerprint or current == self.rejected:

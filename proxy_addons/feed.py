@@ -163,9 +163,12 @@ class PolicyFeed:
         digest = hashlib.sha256(body).hexdigest()
         try:
             prepared = await asyncio.to_thread(self._prepare, body, etag)
-        except (BundleError, PolicyError, OSError) as error:
-            self.etag = etag
+        except (BundleError, PolicyError) as error:
+            self.etag = etag  # not fetched again until it changes
             self._reject(url, str(error), digest)
+            return
+        except OSError as error:  # the cache could not be written: try again next time
+            self._reject(url, f"cannot unpack into {self.cache}: {error}", digest)
             return
         self.etag = etag
         if prepared is not None:

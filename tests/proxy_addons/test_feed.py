@@ -140,6 +140,11 @@ def test_a_signed_bundle_replaces_the_local_policy(
         await enforcer.feed.poll()
         assert (action(enforcer, "one.example"), action(enforcer, "two.example")) == ("allow", "block")
 
+        # an edit to the unpacked files is not a verified bundle: hot reload leaves it alone
+        Path(enforcer.feed.policy_file).write_bytes(policy_blocking("edited.example")["policy.yaml"])
+        await enforcer._reload_if_changed()
+        assert action(enforcer, "edited.example") == "allow" and action(enforcer, "two.example") == "block"
+
     follow(tmp_path, local_policy, scenario, aipolicy_policy_pubkey=str(pubkey))
     loaded = events(tmp_path / "events.jsonl", "policy_loaded")
     assert len(loaded) == 2  # the 304 changed nothing
