@@ -62,6 +62,7 @@ class PolicyFeed:
         self.etag = ""
         self.last_rejection: tuple[str, str] = ("", "")  # (reason, body digest): each rejection is recorded once
         self.unreachable = False
+        self.expired_warned = ""  # digest of the expired bundle already warned about
         self.task: asyncio.Task[None] | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
@@ -136,6 +137,7 @@ class PolicyFeed:
             if self.url:
                 try:
                     await self.poll()
+                    self._warn_if_expired()
                 except Exception:  # keep following whatever happens; the last good policy stays
                     logger.exception("aipolicy: policy feed update failed")
             await asyncio.sleep(self.refresh)
@@ -174,6 +176,16 @@ class PolicyFeed:
         if prepared is not None:
             self._adopt(*prepared, source=url)
 
+    def _warn_if_expired(self) -> None:
+        """Once per bundle: it is still enforced after it expires, but the feed should have replaced it."""
+        current = self.current
+        if current and current.digest != self.expired_warned and current.expires <= datetime.datetime.now(datetime.UTC):
+            self.expired_warned = current.digest
+            logger.warning(
+                f"aipolicy: the policy bundle in force expired at {current.manifest['expires']}; still enforcing it "
+                f"until {display(self.url)} serves a newer one (re-sign the policy)"
+            )
+
     async def _fetch(self, url: str) -> tuple[bytes | None, str]:
         """(body, etag), or (None, etag) when not modified."""
         if not url.startswith(("http://", "https://")):
@@ -183,7 +195,9 @@ class PolicyFeed:
             headers["if-none-match"] = self.etag
         try:
             async with asyncio.timeout(DEADLINE):
-                async with httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport, trust_env=False) as client:
+                async with httpx.AsyncClient(
+                    timeout=TIMEOUT, transport=self.transport, trust_env=False, follow_redirects=True
+                ) as client:
                     async with client.stream("GET", url, headers=headers) as response:
                         if response.status_code == 304:
                             return None, self.etag

@@ -362,3 +362,25 @@ def test_bad_feed_options_are_refused(tmp_path: Path, options: dict[str, str], m
             tctx.master._legacy_log_events.uninstall()
 
     asyncio.run(main())
+
+
+def test_redirects_are_followed_and_errors_change_nothing(
+    tmp_path: Path, local_policy: Path, key: Ed25519PrivateKey, pubkey: Path
+) -> None:
+    body = aipolicy.sign_bundle(policy_blocking("moved.example"), key)
+    answers = [httpx.Response(500), httpx.Response(302, headers={"location": "https://cdn.example/b.json"})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "cdn.example":
+            return httpx.Response(200, content=body)
+        return answers.pop(0)
+
+    async def scenario(enforcer: Enforcer, feed: Feed) -> None:
+        enforcer.feed.transport = httpx.MockTransport(handler)
+        await enforcer.feed.poll()  # HTTP 500: unreachable, nothing rejected
+        assert enforcer.feed.unreachable and action(enforcer, "local.example") == "block"
+        await enforcer.feed.poll()
+        assert not enforcer.feed.unreachable and action(enforcer, "moved.example") == "block"
+
+    follow(tmp_path, local_policy, scenario, aipolicy_policy_pubkey=str(pubkey))
+    assert events(tmp_path / "events.jsonl", "policy_rejected") == []
