@@ -112,6 +112,8 @@ def proxy(
         aipolicy proxy
         aipolicy proxy --policy /etc/aipolicy/policy.yaml --host 0.0.0.0 --port 3128 \\
             --log /var/log/aipolicy/events.jsonl -- --set proxyauth=@/etc/aipolicy/htpasswd
+        aipolicy proxy --policy-url https://policy.example.org/policy-bundle.json \\
+            --policy-pubkey /etc/aipolicy/aipolicy-signing.pub
     """
     path = os.path.abspath(policy_path) if policy_path else str(aipolicy.default_policy())
     try:

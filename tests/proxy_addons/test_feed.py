@@ -92,6 +92,19 @@ def events(log: Path, kind: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, lines) if e.get("event") == kind]
 
 
+def declare_proxyserver_options(tctx: Any) -> None:
+    """The enforcer reads connection_strategy, which mitmproxy's proxyserver addon declares."""
+    if "connection_strategy" not in tctx.options:
+        tctx.options.add_option("connection_strategy", str, "lazy", "as declared by mitmproxy's proxyserver addon")
+
+
+def detach_logging(tctx: Any) -> None:
+    """What mitmdump does on shutdown and taddons does not: without it the next test's log calls reach a closed loop."""
+    legacy = getattr(tctx.master, "_legacy_log_events", None)
+    if legacy is not None:
+        legacy.uninstall()
+
+
 Scenario = Callable[[Enforcer, Feed], Coroutine[Any, Any, None]]
 
 
@@ -103,7 +116,7 @@ def follow(tmp_path: Path, local_policy: Path, scenario: Scenario, feed: Feed | 
         served = feed or Feed()
         enforcer.feed.transport = httpx.MockTransport(served)
         with taddons.context(enforcer) as tctx:
-            tctx.options.add_option("connection_strategy", str, "lazy", "declared by mitmproxy's proxyserver addon")
+            declare_proxyserver_options(tctx)
             settings = {
                 "aipolicy_policy": str(local_policy),
                 "aipolicy_log": str(tmp_path / "events.jsonl"),
@@ -116,7 +129,7 @@ def follow(tmp_path: Path, local_policy: Path, scenario: Scenario, feed: Feed | 
                 await scenario(enforcer, served)
             finally:
                 enforcer.done()
-                tctx.master._legacy_log_events.uninstall()  # mitmdump does this on shutdown; taddons does not
+                detach_logging(tctx)
 
     asyncio.run(main())
 
@@ -356,10 +369,10 @@ def test_bad_feed_options_are_refused(tmp_path: Path, options: dict[str, str], m
     async def main() -> None:
         enforcer = Enforcer()
         with taddons.context(enforcer) as tctx:
-            tctx.options.add_option("connection_strategy", str, "lazy", "declared by mitmproxy's proxyserver addon")
+            declare_proxyserver_options(tctx)
             with pytest.raises(exceptions.OptionsError, match=message):
                 tctx.configure(enforcer, aipolicy_policy_url=URL, **options)
-            tctx.master._legacy_log_events.uninstall()
+            detach_logging(tctx)
 
     asyncio.run(main())
 
