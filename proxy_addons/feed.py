@@ -113,7 +113,10 @@ class PolicyFeed:
         self.url, self.public_key, self.refresh = url, public_key, refresh
         self.cache = Path(os.path.expanduser(cache))
         if not url:
-            self.policy_file = ""
+            if self.policy_file:  # the feed was turned off: back to the local policy
+                self.policy_file = ""
+                local = self.enforcer._policy_path()
+                self.enforcer.install(self.enforcer._load(local), f"policy feed turned off; policy loaded from {local}")
             return
         if public_key is None:
             logger.warning(

@@ -397,3 +397,29 @@ def test_redirects_are_followed_and_errors_change_nothing(
 
     follow(tmp_path, local_policy, scenario, aipolicy_policy_pubkey=str(pubkey))
     assert events(tmp_path / "events.jsonl", "policy_rejected") == []
+
+
+def test_turning_the_feed_off_returns_to_the_local_policy(
+    tmp_path: Path, local_policy: Path, key: Ed25519PrivateKey
+) -> None:
+    async def main() -> None:
+        enforcer = Enforcer()
+        feed = Feed()
+        feed.body = aipolicy.sign_bundle(policy_blocking("feed.example"), key)
+        enforcer.feed.transport = httpx.MockTransport(feed)
+        with taddons.context(enforcer) as tctx:
+            declare_proxyserver_options(tctx)
+            tctx.configure(
+                enforcer,
+                aipolicy_policy=str(local_policy),
+                aipolicy_log=str(tmp_path / "events.jsonl"),
+                aipolicy_policy_url=URL,
+                aipolicy_policy_cache=str(tmp_path / "cache"),
+            )
+            await enforcer.feed.poll()
+            assert action(enforcer, "feed.example") == "block"
+            tctx.configure(enforcer, aipolicy_policy_url="")
+            assert action(enforcer, "feed.example") == "allow" and action(enforcer, "local.example") == "block"
+            detach_logging(tctx)
+
+    asyncio.run(main())
