@@ -103,9 +103,7 @@ class Identity:
 
     def trusts(self, client_ip: str) -> bool:
         address = parse_ip(client_ip) if client_ip else None
-        return address is not None and any(
-            address.version == n.version and address in n for n in self.trusted_proxies
-        )
+        return address is not None and any(address.version == n.version and address in n for n in self.trusted_proxies)
 
 
 def end_of(value: datetime.date | datetime.datetime) -> datetime.datetime:

@@ -4,8 +4,12 @@ import click
 
 from aipolicy import __version__
 
-from . import _policy_changes  # noqa: F401  (registers policy import|diff|replay)
+from . import (
+    _distribute,  # noqa: F401  (policy sign, verify-bundle, sync)
+    _policy_changes,  # noqa: F401  (registers policy import|diff|replay)
+)
 from ._catalog import catalog
+from ._keys import keys
 from ._policy import policy
 from ._proxy import proxy
 from ._violations import violations
@@ -28,3 +32,4 @@ main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
 main.add_command(violations)
+main.add_command(keys)

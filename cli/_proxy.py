@@ -14,6 +14,7 @@ import aipolicy
 from proxy_addons import ENFORCER_SCRIPT
 
 from ._common import policy_option, stderr
+from ._feed import feed_arguments, feed_options
 
 
 def find_mitmdump() -> str:
@@ -86,6 +87,7 @@ def mitmdump_command(
     help="For blocked HTTPS sites, decrypt and show the block page instead of refusing the CONNECT (clients must trust the CA).",
 )
 @click.option("--proxy-id", default="", help="This proxy's name in events (default: the host name).")
+@feed_options
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     policy_path: str | None,
@@ -95,6 +97,9 @@ def proxy(
     confdir: str | None,
     block_page: bool,
     proxy_id: str,
+    policy_url: str | None,
+    policy_pubkey: str | None,
+    policy_refresh: float,
     mitmdump_args: tuple[str, ...],
 ) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
@@ -107,6 +112,8 @@ def proxy(
         aipolicy proxy
         aipolicy proxy --policy /etc/aipolicy/policy.yaml --host 0.0.0.0 --port 3128 \\
             --log /var/log/aipolicy/events.jsonl -- --set proxyauth=@/etc/aipolicy/htpasswd
+        aipolicy proxy --policy-url https://policy.example.org/policy-bundle.json \\
+            --policy-pubkey /etc/aipolicy/aipolicy-signing.pub
     """
     path = os.path.abspath(policy_path) if policy_path else str(aipolicy.default_policy())
     try:
@@ -116,7 +123,8 @@ def proxy(
     if mitmdump_args and mitmdump_args[0] == "--":
         mitmdump_args = mitmdump_args[1:]
     log = log_path if log_path == "-" else os.path.abspath(log_path)
-    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, mitmdump_args)
+    feed = feed_arguments(policy_url, policy_pubkey, policy_refresh)
+    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, feed + mitmdump_args)
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
     stderr.print(
         f"[bold]aipolicy[/] enforcing [cyan]{escape(path)}[/] (policy {loaded.hash}, {len(loaded.rules)} rules, default {loaded.default})\n"

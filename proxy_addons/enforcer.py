@@ -23,6 +23,8 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 import aipolicy
 from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, RequestFacts
 
+from .feed import PolicyFeed
+
 logger = logging.getLogger("aipolicy")
 
 
@@ -52,6 +54,7 @@ class Enforcer:
         self.acknowledgements = aipolicy.Acknowledgements(secret=os.urandom(32))
         self.quotas = aipolicy.QuotaTracker()
         self.warned: dict[tuple[str, str], float] = {}  # (subject, app) -> when a warn event was last written
+        self.feed = PolicyFeed(self)  # a signed policy bundle followed over HTTP(S): see feed.py
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")
@@ -75,6 +78,7 @@ class Enforcer:
             "(clients must trust the proxy's CA). Upstream servers are never contacted either way.",
         )
         loader.add_option("aipolicy_proxy_id", str, "", "This proxy's name in events. Empty: the host name.")
+        self.feed.load(loader)
 
     def configure(self, updated: set[str]) -> None:
         if "aipolicy_policy" in updated:
@@ -102,9 +106,10 @@ class Enforcer:
         if ctx.options.connection_strategy != "lazy":
             # A block must never depend on reaching, or even resolving, the upstream.
             ctx.options.connection_strategy = "lazy"
+        self.feed.configure(updated)
 
     def _policy_path(self) -> str:
-        return ctx.options.aipolicy_policy or str(aipolicy.default_policy())
+        return self.feed.policy_file or ctx.options.aipolicy_policy or str(aipolicy.default_policy())
 
     @staticmethod
     def _load(path: str) -> Policy:
@@ -129,10 +134,12 @@ class Enforcer:
     def running(self) -> None:
         if self.reload_interval > 0 and self.watcher is None:
             self.watcher = asyncio.get_running_loop().create_task(self._watch())
+        self.feed.running()
 
     def done(self) -> None:
         if self.watcher:
             self.watcher.cancel()
+        self.feed.done()
         if self.events:
             self.events.close()
 
@@ -147,6 +154,8 @@ class Enforcer:
                 logger.exception("aipolicy: policy reload failed")
 
     async def _reload_if_changed(self) -> None:
+        if self.feed.policy_file:
+            return  # a followed feed's policy changes only through a verified bundle
         files = self.policy.files if self.policy else (self._policy_path(),)
         current = _fingerprint(files)
         if current == self.fingerprint or current == self.rejected:
@@ -156,25 +165,27 @@ class Enforcer:
             policy = await asyncio.to_thread(aipolicy.load_policy, path)
         except PolicyError as error:
             self.rejected = current
-            logger.error(f"aipolicy: new policy {path!r} rejected; still enforcing {self._hash()}:\n{error}")
-            self._write(
-                aipolicy.system_event(
-                    "policy_rejected", str(error), policy=self._hash(), proxy_id=self._proxy_id(), file=path
-                )
-            )
+            self.reject(path, str(error), file=path)
             return
+        self.install(policy, f"policy reloaded from {path}")
+
+    def install(self, policy: Policy, message: str, **extra: object) -> None:
+        """Enforce policy from now on and record a policy_loaded event (hot reload, the policy feed)."""
         old = self._hash()
         self.policy, self.fingerprint, self.rejected = policy, _fingerprint(policy.files), ()
         logger.warning(f"aipolicy: policy reloaded: {old} -> {policy.hash}")
         self._summary()
         self._write(
             aipolicy.system_event(
-                "policy_loaded",
-                f"policy reloaded from {path}",
-                policy=policy.hash,
-                proxy_id=self._proxy_id(),
-                previous=old,
+                "policy_loaded", message, policy=policy.hash, proxy_id=self._proxy_id(), previous=old, **extra
             )
+        )
+
+    def reject(self, origin: str, reason: str, **extra: object) -> None:
+        """Record a policy_rejected event; the policy in force stays."""
+        logger.error(f"aipolicy: new policy {origin!r} rejected; still enforcing {self._hash()}:\n{reason}")
+        self._write(
+            aipolicy.system_event("policy_rejected", reason, policy=self._hash(), proxy_id=self._proxy_id(), **extra)
         )
 
     # --- hooks ------------------------------------------------------------
