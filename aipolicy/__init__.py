@@ -8,14 +8,15 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
 from ._decision import Decision, RequestFacts, decide, decide_oversize
-from ._errors import AipolicyError, EventLogError, PolicyError, Problem
+from ._editor import EditResult, PolicyDocument, RuleMeta, audit_log_path, edit_policy, format_target, parse_edit_target
+from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
 from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
 from ._pages import block_page, json_error, wants_html
 from ._policy import ACTIONS, Policy, Rule, load_policy
-from ._resources import default_policy, policies_dir, shipped_catalog
+from ._resources import default_policy, policies_dir, shipped_catalog, template
 from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
 from ._targets import Target, parse_target
 
@@ -27,6 +28,8 @@ __all__ = [
     "App",
     "Catalog",
     "Decision",
+    "EditError",
+    "EditResult",
     "EventFilter",
     "EventLog",
     "EventLogError",
@@ -35,14 +38,17 @@ __all__ = [
     "GroupSummary",
     "LogEvent",
     "Policy",
+    "PolicyDocument",
     "PolicyError",
     "Problem",
     "RequestFacts",
     "Rule",
+    "RuleMeta",
     "SkipReport",
     "Summary",
     "Target",
     "Vendor",
+    "audit_log_path",
     "block_page",
     "decide",
     "decide_oversize",
@@ -50,13 +56,16 @@ __all__ = [
     "decode_body",
     "default_policy",
     "default_proxy_id",
+    "edit_policy",
     "evasion_signals",
+    "format_target",
     "format_ts",
     "json_error",
     "load_catalog",
     "load_policy",
     "normalise_host",
     "normalise_path",
+    "parse_edit_target",
     "parse_target",
     "parse_time",
     "policies_dir",
@@ -65,5 +74,6 @@ __all__ = [
     "split_url",
     "summarise",
     "system_event",
+    "template",
     "wants_html",
 ]

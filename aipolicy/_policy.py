@@ -27,7 +27,9 @@ from ._targets import Target, parse_target
 ACTIONS = ("block", "monitor", "allow")
 PLANNED_ACTIONS = ("warn", "read-only", "redact", "quota")
 MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "models", "any")
-RULE_KEYS = ("id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact")
+RULE_KEYS = (
+    "id", "description", "action", "match", "reason", "directive", "owner", "review", "expires", "enabled", "contact"
+)  # fmt: skip
 POLICY_KEYS = ("version", "name", "description", "default", "catalog", "settings", "lists", "rules")
 SETTINGS_KEYS = ("contact", "log_query", "block_page_title", "inspect_max_bytes", "oversize")
 OVERSIZE_ACTIONS = ("block", "monitor")
@@ -50,6 +52,7 @@ class Rule:
     review: str = ""
     contact: str = ""
     line: int = 0
+    expires: str = ""  # a rule past this date is inactive (checked when the policy loads)
 
 
 @dataclass
@@ -78,10 +81,11 @@ class Policy:
         return self.sha256[:16]
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load, validate and compile a policy; raise PolicyError listing every problem."""
+def load_policy(path: str | Path, content: bytes | None = None) -> Policy:
+    """Load, validate and compile a policy; raise PolicyError listing every problem.
+    With ``content``, validate those bytes as the file at ``path`` (lists and catalogue beside it)."""
     filename = str(path)
-    raw, data, check = read_yaml_file(path, "policy")
+    raw, data, check = read_yaml_file(path, "policy", content)
     loader = _PolicyLoader(check, Path(path).parent)
     digest = hashlib.sha256(raw)
     policy = loader.read(data, filename, digest) if data is not None else None
@@ -126,7 +130,7 @@ class _PolicyLoader:
             if rule_map is None:
                 continue
             rule = self._read_rule(rule_map, seen)
-            if rule is None or rule_map.get("enabled", True) is False:
+            if rule is None or rule_map.get("enabled", True) is False or _expired(rule):
                 # still check what it matches, so that every problem is reported at once
                 self._index_rule(rule_map, -1, HostIndex(), NetworkIndex(), [])
                 continue
@@ -272,28 +276,28 @@ class _PolicyLoader:
         if "enabled" in rule and not isinstance(rule["enabled"], bool):
             check.error(rule.value_positions["enabled"], "wrong-type", f"{what}.enabled must be true or false")
         directive = self._read_directive(rule, what)
-        review = ""
-        if "review" in rule:
-            value = rule["review"]
-            if isinstance(value, datetime.datetime):
-                value = value.date()
-            if isinstance(value, datetime.date):
-                review = value.isoformat()
-                if value < datetime.date.today():
-                    check.warning(
-                        rule.value_positions["review"], "review-due", f"{what} was due for review on {review}"
-                    )
-            else:
-                check.error(
-                    rule.value_positions["review"],
-                    "bad-date",
-                    f"{what}.review must be a date like 2026-06-30, got {value!r}",
-                )
+        review = self._read_date(rule, "review", what, "review-due", "was due for review on")
+        expires = self._read_date(rule, "expires", what, "rule-expired", "is inactive: it expired on")
         text = {key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")}
         self._check_match(rule, what)
         if not rule_id or not action:
             return None
-        return Rule(rule_id, action, directive=directive, review=review, line=rule.position[0], **text)
+        return Rule(rule_id, action, directive=directive, review=review, expires=expires, line=rule.position[0], **text)
+
+    def _read_date(self, rule: LocatedDict, key: str, what: str, code: str, past: str) -> str:
+        if key not in rule:
+            return ""
+        value = rule[key]
+        if isinstance(value, datetime.datetime):
+            value = value.date()
+        if not isinstance(value, datetime.date):
+            self.check.error(
+                rule.value_positions[key], "bad-date", f"{what}.{key} must be a date like 2026-06-30, got {value!r}"
+            )
+            return ""
+        if value < datetime.date.today():
+            self.check.warning(rule.value_positions[key], code, f"{what} {past} {value.isoformat()}")
+        return value.isoformat()
 
     def _read_directive(self, rule: LocatedDict, what: str) -> dict[str, str] | None:
         if "directive" not in rule:
@@ -415,6 +419,10 @@ class _PolicyLoader:
                 else:
                     apps.extend(a.id for a in catalog.apps_in_category(name))
         return list(dict.fromkeys(apps))
+
+
+def _expired(rule: Rule) -> bool:
+    return bool(rule.expires) and rule.expires < datetime.date.today().isoformat()
 
 
 def _index_target(target: Target, entry: Entry, hosts: HostIndex[Entry], networks: NetworkIndex[Entry]) -> None:

@@ -5,6 +5,7 @@ import click
 from aipolicy import __version__
 
 from ._catalog import catalog
+from ._edit import init, rule  # also adds policy show/block/allow/monitor/unblock and catalog search
 from ._policy import policy
 from ._proxy import proxy
 from ._violations import violations
@@ -27,3 +28,5 @@ main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
 main.add_command(violations)
+main.add_command(rule)
+main.add_command(init)
