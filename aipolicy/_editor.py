@@ -87,7 +87,8 @@ def parse_edit_target(text: str, catalog: Catalog | None = None) -> tuple[str, s
 def _known(catalog: Catalog | None, kind: str) -> dict[str, Any] | None:
     if catalog is None or kind == "model":
         return None
-    return {"vendor": catalog.vendors, "app": catalog.apps, "category": catalog.categories}[kind]
+    known: dict[str, dict[str, Any]] = {"vendor": catalog.vendors, "app": catalog.apps, "category": catalog.categories}
+    return known[kind]
 
 
 def _reference_hint(text: str, catalog: Catalog | None) -> str:
@@ -176,8 +177,8 @@ class PolicyDocument:
         if keep_id is None:
             rule_id = self._new_cli_rule(action, key, value, meta)
             return messages + [f"added {format_target(key, value)} to new rule {rule_id!r} ({action})"]
-        rule = self.rules[self.index(keep_id)]
-        if value in _entries(rule, key):
+        match = self.rules[self.index(keep_id)].get("match")
+        if isinstance(match, CommentedMap) and isinstance(match.get(key), list) and value in match[key]:
             return messages + [f"{format_target(key, value)} is already in rule {keep_id!r}"]
         self._change(keep_id, lambda rule: _entries(rule, key).append(value))
         return messages + [f"added {format_target(key, value)} to rule {keep_id!r} ({action})"]
@@ -193,12 +194,16 @@ class PolicyDocument:
     def _cli_rule(self, action: str, meta: RuleMeta) -> CommentedMap | None:
         wanted = dict(meta.items())
         for rule, rule_action in self.cli_rules():
-            have = {k: rule[k] for k in ("description", "reason", "directive", "owner", "review", "expires") if k in rule}
+            have = {
+                k: rule[k] for k in ("description", "reason", "directive", "owner", "review", "expires") if k in rule
+            }
             if rule_action == action and rule.get("action") == action and _same(have, wanted):
                 return rule
         return None
 
-    def _remove_from_cli_rules(self, key: str, value: str, only: str | None = None, skip: str | None = None) -> list[str]:
+    def _remove_from_cli_rules(
+        self, key: str, value: str, only: str | None = None, skip: str | None = None
+    ) -> list[str]:
         removed = []
         for rule, rule_action in self.cli_rules():
             rule_id = str(rule["id"])
@@ -284,7 +289,9 @@ class PolicyDocument:
         self._change(rule_id, change)
         return [f"{'enabled' if enabled else 'disabled'} rule {rule_id!r}"]
 
-    def move_rule(self, rule_id: str, before: str | None = None, after: str | None = None, top: bool = False) -> list[str]:
+    def move_rule(
+        self, rule_id: str, before: str | None = None, after: str | None = None, top: bool = False
+    ) -> list[str]:
         if rule_id in (before, after):
             raise EditError(f"cannot move rule {rule_id!r} relative to itself")
         anchor = before or after or ""
@@ -463,7 +470,9 @@ def edit_policy(
         try:
             edited = load_policy(target, after.encode())
         except PolicyError as error:
-            raise EditError(f"the edit was refused because the result would not load; {target} is unchanged:\n{error}")
+            raise EditError(
+                f"the edit was refused because the result would not load; {target} is unchanged:\n{error}"
+            ) from None
         result = EditResult(str(target), before, after, messages, edited, current.hash if current else None)
         if not dry_run:
             result.backup = _backup(target)
@@ -501,7 +510,9 @@ def _locked(path: Path, shared: bool = False) -> Iterator[None]:
                 break
             except OSError as error:
                 if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise EditError(f"{path} is being edited by another process (lock {lock_path}); try again") from None
+                    raise EditError(
+                        f"{path} is being edited by another process (lock {lock_path}); try again"
+                    ) from None
                 time.sleep(0.02)
         yield
     finally:

@@ -76,6 +76,11 @@ class Policy:
     cache: dict[Any, Any] = field(default_factory=dict)  # decisions and their parts that do not depend on the request
 
     @property
+    def stale(self) -> bool:
+        """A rule has expired since the policy was loaded: load it again to drop that rule."""
+        return any(_expired(rule) for rule in self.rules)
+
+    @property
     def hash(self) -> str:
         """Short content hash recorded in events: policy, catalogue and lists together."""
         return self.sha256[:16]
