@@ -79,7 +79,9 @@ def _run_edit(
 ) -> aipolicy.EditResult:
     path = _target_path(policy_path)
     context = click.get_current_context()
-    command = {"command": context.command_path, "params": _json_params(context.params)}
+    # the program name as people type it, also when invoked under another name (tests, python -m)
+    name = " ".join(["aipolicy", *context.command_path.split()[1:]])
+    command = {"command": name, "params": _json_params(context.params)}
     try:
         result = edit_policy(path, change, command=command, dry_run=dry_run)
     except EditError as error:

@@ -278,9 +278,7 @@ def test_concurrent_edits_are_serialised(policy_file: Path) -> None:
 
     def block(host: str) -> None:
         try:
-            edit_policy(
-                policy_file, lambda d, _: d.add_target("block", "domains", host, RuleMeta()), command=COMMAND
-            )
+            edit_policy(policy_file, lambda d, _: d.add_target("block", "domains", host, RuleMeta()), command=COMMAND)
         except BaseException as error:  # reported below
             errors.append(error)
 
