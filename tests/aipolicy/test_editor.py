@@ -4,6 +4,7 @@ backed up and audited."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import json
@@ -338,3 +339,11 @@ def test_content_is_validated_as_the_file(tmp_path: Path) -> None:
     path.write_text("not: [valid")
     policy = load_policy(path, (FIXTURES / "policy.yaml").read_bytes())
     assert policy.path == str(path) and [r.id for r in policy.rules][:2] == ["allow-hf-public", "deepseek"]
+
+
+def test_policy_is_stale_once_a_loaded_rule_has_expired(tmp_path: Path) -> None:
+    policy = load_policy(with_rule_fields(tmp_path, "    expires: 2099-01-01\n"))
+    assert not policy.stale
+    # the same policy, as a long-running proxy still holds it after the date has passed
+    expired = dataclasses.replace(policy, rules=(dataclasses.replace(policy.rules[0], expires="2020-01-01"),))
+    assert expired.stale

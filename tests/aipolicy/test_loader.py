@@ -17,7 +17,7 @@ from aipolicy import Policy, PolicyError, Problem, RequestFacts, decide, load_po
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LOADER = FIXTURES / "loader"
 FIXTURE_CATALOG = FIXTURES / "catalog.yaml"
-VALID_RULE_KEYS = "id, description, action, match, reason, directive, owner, review, enabled, contact"
+VALID_RULE_KEYS = "id, description, action, match, reason, directive, owner, review, expires, enabled, contact"
 BAD_DOMAIN_HINT = "(expected e.g. example.com, *.example.com, =api.example.com, 192.0.2.0/24, example.com/path)"
 
 
