@@ -283,6 +283,8 @@ class PolicyDocument:
         def change(rule: CommentedMap) -> None:
             if enabled:
                 del rule["enabled"]
+            elif "enabled" in rule:
+                rule["enabled"] = False
             else:
                 rule.insert(list(rule).index("action") + 1 if "action" in rule else len(rule), "enabled", False)
 
@@ -454,9 +456,11 @@ def edit_policy(
     dry_run: bool = False,
 ) -> EditResult:
     """Apply ``change`` to the policy file at ``path``: validated, atomic, locked, backed up, audited.
-    ``change`` gets the document and the current policy (None when it does not load)."""
-    target = Path(path)
-    with _locked(target, shared=dry_run):
+    ``change`` gets the document and the current policy (None when it does not load). A dry run
+    takes no lock and writes nothing: the file is only ever replaced whole, so it reads a whole one."""
+    target = Path(path)  # validated as the proxy reads it: lists and catalogue beside this path
+    real = target.resolve()  # written through a symlink, not over it
+    with contextlib.nullcontext() if dry_run else _locked(real):
         before = _read(target)
         try:
             current: Policy | None = load_policy(target)
@@ -474,11 +478,20 @@ def edit_policy(
                 f"the edit was refused because the result would not load; {target} is unchanged:\n{error}"
             ) from None
         result = EditResult(str(target), before, after, messages, edited, current.hash if current else None)
-        if not dry_run:
-            result.backup = _backup(target)
-            _write_atomically(target, after.encode())
-            result.audit = _audit(target, command, result)
-            result.written = True
+        if dry_run:
+            return result
+        try:
+            result.backup = _backup(real)
+            _write_atomically(real, after.encode())
+        except OSError as error:
+            raise EditError(f"cannot write {error.filename or real}: {error.strerror}; {target} is unchanged") from None
+        result.written = True
+        try:
+            result.audit = _audit(real, command, result)
+        except OSError as error:
+            raise EditError(
+                f"the policy was written, but the audit record could not be: {error.filename}: {error.strerror}"
+            ) from None
     return result
 
 
@@ -492,21 +505,18 @@ def _read(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, shared: bool = False) -> Iterator[None]:
-    """An advisory lock on PATH.lock that serialises edits (and makes a dry run see a whole edit)."""
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on PATH.lock that serialises edits (read, change, write, audit)."""
     lock_path = path.with_name(path.name + ".lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        if shared:  # a dry run in a directory we cannot write to: nothing to serialise against
-            yield
-            return
         raise EditError(f"cannot create the lock file {lock_path}: {error.strerror}") from None
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as error:
                 if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:

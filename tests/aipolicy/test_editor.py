@@ -242,7 +242,7 @@ def test_invalid_edit_is_refused_and_nothing_is_written(policy_file: Path) -> No
             command=COMMAND,
         )
     assert policy_file.read_text() == DEFAULT and policy_file.stat().st_mtime_ns == stat.st_mtime_ns
-    assert sorted(p.name for p in policy_file.parent.iterdir()) == ["policy.yaml", "policy.yaml.lock"]
+    assert sorted(p.name for p in policy_file.parent.iterdir()) == ["policy.yaml", "policy.yaml.lock"]  # no temp file
 
 
 def test_dry_run_writes_nothing(policy_file: Path) -> None:
@@ -255,6 +255,34 @@ def test_dry_run_writes_nothing(policy_file: Path) -> None:
     assert not result.written and "+    enabled: false\n" in result.diff
     assert policy_file.read_text() == DEFAULT
     assert not aipolicy.audit_log_path(policy_file).exists() and not policy_file.with_name("policy.yaml.bak").exists()
+
+
+def test_a_symlinked_policy_stays_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "policy.yaml").write_text(DEFAULT)
+    link = tmp_path / "policy.yaml"
+    link.symlink_to(real / "policy.yaml")
+    edit_policy(link, lambda d, _: d.set_enabled("prc-generative-ai", False), command=COMMAND)
+    assert link.is_symlink() and "enabled: false" in (real / "policy.yaml").read_text()
+    assert (real / "policy.yaml.bak").read_text() == DEFAULT and aipolicy.audit_log_path(real / "policy.yaml").exists()
+
+
+def test_a_write_failure_leaves_the_policy_unchanged(policy_file: Path) -> None:
+    policy_file.with_name("policy.yaml.bak").mkdir()  # the backup cannot be written
+    with pytest.raises(EditError, match=r"cannot write .*policy.yaml.bak.*is unchanged"):
+        edit_policy(policy_file, lambda d, _: d.set_enabled("prc-generative-ai", False), command=COMMAND)
+    assert policy_file.read_text() == DEFAULT
+    assert not aipolicy.audit_log_path(policy_file).exists()
+    assert [p.name for p in policy_file.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_explicit_enabled_true_is_switched_off(tmp_path: Path) -> None:
+    document = PolicyDocument(
+        "version: 1\nrules:\n  - id: r\n    action: block\n    enabled: true\n    match:\n      domains: [x.test]\n"
+    )
+    document.set_enabled("r", False)
+    assert "    enabled: false\n" in document.dump() and document.dump().count("enabled") == 1
 
 
 def test_nothing_to_change_is_an_error(policy_file: Path) -> None:

@@ -137,7 +137,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(policy_file: Path) -> None:
     assert "+  - id: cli-block\n" in result.stdout and "+        - example-banned.test\n" in result.stdout
     assert "dry run: " in result.output
     assert policy_file.read_text() == DEFAULT
-    assert sorted(p.name for p in policy_file.parent.iterdir()) == ["policy.yaml", "policy.yaml.lock"]
+    assert sorted(p.name for p in policy_file.parent.iterdir()) == ["policy.yaml"]
 
 
 @pytest.mark.parametrize(
