@@ -388,3 +388,12 @@ def test_catalog_search_nothing() -> None:
     result = ok("catalog", "search", "zzzz-no-such-thing")
     assert "nothing in the catalogue matches 'zzzz-no-such-thing'" in result.output
     assert json.loads(ok("catalog", "search", "zzzz-no-such-thing", "--json").output)["matches"] == []
+
+
+def test_strict_template_has_the_default_policys_rules() -> None:
+    strict = aipolicy.load_policy(aipolicy.template("strict"))
+    default = aipolicy.load_policy(aipolicy.default_policy())
+    assert [(r.id, r.action, r.reason, r.directive) for r in strict.rules] == [
+        (r.id, r.action, r.reason, r.directive) for r in default.rules
+    ]
+    assert strict.default == default.default
