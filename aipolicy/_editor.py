@@ -152,15 +152,16 @@ class PolicyDocument:
         if not isinstance(data, CommentedMap):
             raise EditError("the policy is not a YAML mapping with 'rules', so it cannot be edited")
         self.data = data
-        self.rules: list[CommentedMap] = [r for r in data.get("rules") or [] if isinstance(r, CommentedMap)]
+        rules = data.get("rules")
+        self.rules: list[Any] = list(rules) if isinstance(rules, list) else []  # what is not a mapping has no id
         self.chunks = _chunks(self.text, data)
 
     def ids(self) -> list[str]:
-        return [str(rule.get("id")) for rule in self.rules]
+        return [str(rule.get("id")) if isinstance(rule, CommentedMap) else "" for rule in self.rules]
 
     def index(self, rule_id: str) -> int:
         ids = self.ids()
-        if rule_id not in ids:
+        if not rule_id or rule_id not in ids:
             raise EditError(f"no rule {rule_id!r} in the policy (rules: {', '.join(ids) or 'none'})")
         return ids.index(rule_id)
 
@@ -188,7 +189,7 @@ class PolicyDocument:
         return [f"removed {format_target(key, value)} from rule {rule_id!r}" for rule_id in removed]
 
     def cli_rules(self) -> list[tuple[CommentedMap, str]]:
-        found = [(rule, CLI_RULE.match(str(rule.get("id", "")))) for rule in self.rules]
+        found = [(rule, CLI_RULE.match(rule_id)) for rule, rule_id in zip(self.rules, self.ids(), strict=True)]
         return [(rule, match.group(1)) for rule, match in found if match]
 
     def _cli_rule(self, action: str, meta: RuleMeta) -> CommentedMap | None:

@@ -9,6 +9,8 @@ checked by the loader, written atomically under a lock, backed up and audited.
 from __future__ import annotations
 
 import datetime
+import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,7 +83,7 @@ def _run_edit(
     context = click.get_current_context()
     # the program name as people type it, also when invoked under another name (tests, python -m)
     name = " ".join(["aipolicy", *context.command_path.split()[1:]])
-    command = {"command": name, "params": _json_params(context.params)}
+    command = {"command": name, "params": _json_params(context.params), "argv": shlex.join(sys.argv)}
     try:
         result = edit_policy(path, change, command=command, dry_run=dry_run)
     except EditError as error:

@@ -199,6 +199,9 @@ def test_concurrent_edits_from_separate_processes(policy_file: Path) -> None:
     text = policy_file.read_text()
     assert all(f"        - {host}\n" in text for host in hosts)
     records = audit(policy_file)
+    assert sorted(str(r["argv"]).split(" policy block ")[1] for r in records) == [
+        f"{h} --policy {policy_file}" for h in hosts
+    ]
     assert len(records) == 4 and [r["before"] for r in records[1:]] == [r["after"] for r in records[:-1]]
 
 
