@@ -8,7 +8,16 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
 from ._decision import Decision, RequestFacts, decide, decide_oversize
-from ._editor import EditResult, PolicyDocument, RuleMeta, audit_log_path, edit_policy, format_target, parse_edit_target
+from ._editor import (
+    CLI_RULE,
+    EditResult,
+    PolicyDocument,
+    RuleMeta,
+    audit_log_path,
+    edit_policy,
+    format_target,
+    parse_edit_target,
+)
 from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
@@ -24,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS",
+    "CLI_RULE",
     "AipolicyError",
     "App",
     "Catalog",

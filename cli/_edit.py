@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import aipolicy
-from aipolicy import EditError, Policy, PolicyDocument, RequestFacts, RuleMeta, edit_policy, parse_edit_target
+from aipolicy import CLI_RULE, EditError, Policy, PolicyDocument, RequestFacts, RuleMeta, edit_policy, parse_edit_target
 
 from ._catalog import catalog
 from ._common import echo_json, json_option, policy_option, stderr, stdout
@@ -53,6 +53,7 @@ def _meta_options(function: Callable[..., Any]) -> Callable[..., Any]:
                 "--expires",
                 type=click.DateTime(formats=["%Y-%m-%d"]),
                 default=None,
+                metavar="DATE",
                 help="Last day the rule applies (YYYY-MM-DD); after it the rule is inactive.",
             ),
         )
@@ -138,7 +139,7 @@ def _where(rule: str, line: int) -> str:
 
 
 def _make_add_command(action: str, example: str) -> None:
-    @policy.command(action, help=_ADD_HELP.format(action=action, example=example))
+    @policy.command(action, help=_ADD_HELP.format(action=action, title=action.capitalize(), example=example))
     @click.argument("targets", nargs=-1, required=True, metavar="TARGET…")
     @_meta_options
     @_edit_options
@@ -151,26 +152,36 @@ def _make_add_command(action: str, example: str) -> None:
         policy_path: str | None,
     ) -> None:
         meta = _meta(reason, directive, expires)
+        before: dict[str, tuple[str, str, int] | None] = {}
 
         def change(document: PolicyDocument, current: Policy | None) -> list[str]:
             messages: list[str] = []
             for text in targets:
                 key, value = parse_edit_target(text, current.catalog if current else None)
+                before[text] = _effective(current, key, value) if current else None
                 messages += document.add_target(action, key, value, meta)
             return messages
 
         result = _run_edit(policy_path, dry_run, change)
         for text in targets:
             key, value = parse_edit_target(text, result.policy.catalog)
-            effective = _effective(result.policy, key, value)
+            effective, earlier = _effective(result.policy, key, value), before.get(text)
             if effective and effective[0] != action:
                 stderr.print(
                     f"[yellow]note[/]: {escape(text)} still gets {effective[0]} from "
                     f"{escape(_where(effective[1], effective[2]))}, which comes first"
                 )
+            elif earlier and earlier[0] == "block" != action and not CLI_RULE.match(earlier[1]):
+                stderr.print(
+                    f"[yellow]note[/]: {escape(text)} was blocked by {escape(_where(earlier[1], earlier[2]))}; "
+                    f"the CLI's {action} rule now comes first and overrides it"
+                )
 
 
-_ADD_HELP = """{action} TARGETs: add them to the CLI-managed rule 'cli-{action}' near the top of the policy.
+_ADD_HELP = """{title} TARGETs: add them to the CLI-managed rule 'cli-{action}' near the top of the policy.
+
+Targets given with --reason, --directive or --expires go to a CLI rule with
+exactly those ('cli-{action}-2' …). A target is in one CLI rule at a time.
 
 \b
 TARGET is one of:
@@ -185,7 +196,7 @@ proxy picks the new policy up by itself.
 \b
 Example:
     aipolicy policy {action} {example} --policy policy.yaml
-    aipolicy policy {action} {example} --policy policy.yaml --dry-run
+    aipolicy policy {action} example-ai.test --policy policy.yaml --dry-run
 """
 
 _make_add_command("block", "chat.example-ai.test vendor:deepseek --reason 'Not approved' --directive SEC-42")
@@ -318,7 +329,9 @@ def rule() -> None:
 @_meta_options
 @click.option("--description", default="", help="One line saying what the rule is for.")
 @click.option("--owner", default="", help="Who owns the rule.")
-@click.option("--review", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="When to review it.")
+@click.option(
+    "--review", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, metavar="DATE", help="When to review it."
+)
 @click.option("--before", default=None, metavar="ID", help="Insert before this rule (default: after the last rule).")
 @click.option("--after", default=None, metavar="ID", help="Insert after this rule.")
 @click.option("--to-top", is_flag=True, help="Insert as the first rule.")

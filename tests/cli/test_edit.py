@@ -108,6 +108,15 @@ def test_allow_says_when_an_earlier_rule_still_decides(policy_file: Path) -> Non
     assert "note: api.example.test still gets block from rule 'cli-block' (line 44), which comes first" in result.output
 
 
+def test_allow_says_when_it_overrides_a_hand_written_ban(policy_file: Path) -> None:
+    result = ok("policy", "allow", "chat.deepseek.com", "--policy", str(policy_file))
+    assert (
+        "note: chat.deepseek.com was blocked by rule 'deepseek-any-capacity' (line 47); "
+        "the CLI's allow rule now comes first and overrides it" in result.output
+    )
+    assert test_decision(policy_file, "https://chat.deepseek.com/") == "allow"
+
+
 def test_unblock_takes_the_target_out(policy_file: Path) -> None:
     ok("policy", "block", "example-banned.test", "--policy", str(policy_file))
     result = ok("policy", "unblock", "example-banned.test", "--policy", str(policy_file))
