@@ -33,9 +33,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIONS",
-    "CLI_RULE",
     "AipolicyError",
     "App",
+    "CLI_RULE",
     "Catalog",
     "Decision",
     "EditError",
