@@ -435,10 +435,14 @@ class EditResult:
     messages: list[str]
     policy: Policy  # the edited policy, as loaded
     before_hash: str | None
-    written: bool = False
+    written: bool = False  # False for a dry run, and when the edit changes nothing
     backup: str = ""
     audit: str = ""
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.after != self.before
 
     @property
     def diff(self) -> str:
@@ -470,8 +474,8 @@ def edit_policy(
         document = PolicyDocument(before)
         messages = change(document, current)
         after = document.dump()
-        if after == before:
-            raise EditError("nothing to change: " + "; ".join(messages) if messages else "nothing to change")
+        if after == before and current is not None:  # e.g. blocking what is already blocked: nothing to do
+            return EditResult(str(target), before, after, messages, current, current.hash)
         try:
             edited = load_policy(target, after.encode())
         except PolicyError as error:

@@ -91,7 +91,9 @@ def _run_edit(
         raise click.ClickException(str(error)) from None
     for message in result.messages:
         stderr.print(escape(message))
-    if dry_run:
+    if not result.changed:
+        stderr.print(f"nothing to change: {escape(str(path))} not written")
+    elif dry_run:
         click.echo(result.diff, nl=False)
         stderr.print(f"[yellow]dry run[/]: {escape(str(path))} not written (policy would be {result.policy.hash})")
     else:

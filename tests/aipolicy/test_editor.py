@@ -291,9 +291,10 @@ def test_explicit_enabled_true_is_switched_off(tmp_path: Path) -> None:
     assert "    enabled: false\n" in document.dump() and document.dump().count("enabled") == 1
 
 
-def test_nothing_to_change_is_an_error(policy_file: Path) -> None:
-    with pytest.raises(EditError, match="nothing to change"):
-        edit_policy(policy_file, lambda document, _: [], command=COMMAND)
+def test_nothing_to_change_writes_nothing(policy_file: Path) -> None:
+    result = edit_policy(policy_file, lambda document, _: ["no-op"], command=COMMAND)
+    assert not result.changed and not result.written and result.messages == ["no-op"] and result.diff == ""
+    assert sorted(p.name for p in policy_file.parent.iterdir()) == ["policy.yaml", "policy.yaml.lock"]
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -94,6 +94,15 @@ def test_block_with_reason_directive_and_expiry(policy_file: Path) -> None:
     assert "    expires: 2099-12-31\n" in policy_file.read_text()
 
 
+def test_blocking_twice_is_a_no_op(policy_file: Path) -> None:
+    ok("policy", "block", "example-banned.test", "--policy", str(policy_file))
+    text = policy_file.read_text()
+    result = ok("policy", "block", "example-banned.test", "--policy", str(policy_file))
+    assert "example-banned.test is already in rule 'cli-block'" in result.output
+    assert "nothing to change" in result.output
+    assert policy_file.read_text() == text and len(audit(policy_file)) == 1
+
+
 def test_allow_exception_comes_first_and_moves_the_target(policy_file: Path) -> None:
     ok("policy", "block", "example-banned.test", "--policy", str(policy_file))
     result = ok("policy", "allow", "example-banned.test", "--policy", str(policy_file))
