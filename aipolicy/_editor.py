@@ -138,7 +138,9 @@ class PolicyDocument:
         self.yaml.preserve_quotes = True
         self.yaml.width = 4096  # never re-wrap long lines
         self.offset = offset or 0
-        self.yaml.indent(mapping=2, sequence=max(indent or 2, self.offset + 2), offset=self.offset)
+        self.yaml.indent(
+            mapping=_mapping_indent(self.text), sequence=max(indent or 2, self.offset + 2), offset=self.offset
+        )
         self._load()
 
     def dump(self) -> str:
@@ -341,6 +343,20 @@ class PolicyDocument:
         assert new_chunks is not None
         body = dumped.splitlines(keepends=True)[new_chunks[index][2] : new_chunks[index][3]]
         self._splice(self.chunks[index][2], self.chunks[index][3], "".join(body))
+
+
+def _mapping_indent(text: str) -> int:
+    """How far the file indents a mapping nested in a mapping (new rules are written the same way)."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    for line, following in zip(lines, lines[1:], strict=False):
+        if _BLOCK_KEY.match(line) and not following.lstrip().startswith("-"):
+            step = (len(following) - len(following.lstrip())) - (len(line) - len(line.lstrip()))
+            if step > 0:
+                return step
+    return 2
+
+
+_BLOCK_KEY = re.compile(r"^\s*[\w.-]+:\s*$")
 
 
 def _dump(yaml: YAML, data: Any) -> str:

@@ -382,3 +382,27 @@ def test_policy_is_stale_once_a_loaded_rule_has_expired(tmp_path: Path) -> None:
     # the same policy, as a long-running proxy still holds it after the date has passed
     expired = dataclasses.replace(policy, rules=(dataclasses.replace(policy.rules[0], expires="2020-01-01"),))
     assert expired.stale
+
+
+@pytest.mark.parametrize(
+    ("text", "new_rule"),
+    [
+        (
+            "version: 1\nrules:\n- id: a\n  action: block\n  match:\n    domains:\n    - a.test\n# tail\ndefault: allow\n",
+            "# added by 'aipolicy policy block'\n- id: cli-block\n  action: block\n  match:\n    domains:\n    - b.test\n",
+        ),
+        (
+            "version: 1\nsettings:\n    contact: x\nrules:\n    -   id: a\n        action: block\n"
+            "        match:\n            domains: [a.test]\ndefault: allow\n",
+            "    # added by 'aipolicy policy block'\n    -   id: cli-block\n        action: block\n        match:\n"
+            "            domains:\n                -   b.test\n",
+        ),
+    ],
+    ids=["dash-at-column-0", "four-spaces"],
+)
+def test_new_rules_follow_the_files_layout(text: str, new_rule: str) -> None:
+    document = PolicyDocument(text)
+    document.add_target("block", "domains", "b.test", RuleMeta())
+    after = document.dump()
+    assert new_rule in after
+    assert after.replace(new_rule, "", 1) == text
