@@ -34,7 +34,17 @@ from ._controls import (
 )
 from ._decision import Decision, RequestFacts, decide, decide_oversize
 from ._diff import PolicyDiff, diff_policies
-from ._errors import AipolicyError, EventLogError, PolicyError, Problem
+from ._editor import (
+    CLI_RULE,
+    EditResult,
+    PolicyDocument,
+    RuleMeta,
+    audit_log_path,
+    edit_policy,
+    format_target,
+    parse_edit_target,
+)
+from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
@@ -44,7 +54,7 @@ from ._pages import block_page, json_error, wants_html, warn_page
 from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._replay import LIMITS as REPLAY_LIMITS
 from ._replay import ReplayReport, Transition, facts_from_event, redecide, replay
-from ._resources import default_policy, policies_dir, shipped_catalog
+from ._resources import default_policy, policies_dir, shipped_catalog, template
 from ._sources import FORMATS as SOURCE_FORMATS
 from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
 from ._sources import ParsedSource, SourceError, SourceLine, detect_format, parse_source, read_source
@@ -60,8 +70,11 @@ __all__ = [
     "App",
     "Bundle",
     "BundleError",
+    "CLI_RULE",
     "Catalog",
     "Decision",
+    "EditError",
+    "EditResult",
     "EventFilter",
     "EventLog",
     "EventLogError",
@@ -74,6 +87,7 @@ __all__ = [
     "ParsedSource",
     "Policy",
     "PolicyDiff",
+    "PolicyDocument",
     "PolicyError",
     "Problem",
     "QuotaSettings",
@@ -83,6 +97,7 @@ __all__ = [
     "ReplayReport",
     "RequestFacts",
     "Rule",
+    "RuleMeta",
     "SOURCE_FORMATS",
     "SOURCE_SKIP_REASONS",
     "SkipReport",
@@ -94,6 +109,7 @@ __all__ = [
     "Vendor",
     "WarnSettings",
     "apply_import",
+    "audit_log_path",
     "block_page",
     "clean_justification",
     "decide",
@@ -104,8 +120,10 @@ __all__ = [
     "default_proxy_id",
     "detect_format",
     "diff_policies",
+    "edit_policy",
     "evasion_signals",
     "facts_from_event",
+    "format_target",
     "format_ts",
     "generate_keypair",
     "is_write",
@@ -118,6 +136,7 @@ __all__ = [
     "normalise_host",
     "normalise_path",
     "parse_duration",
+    "parse_edit_target",
     "parse_size",
     "parse_source",
     "parse_target",
@@ -135,6 +154,7 @@ __all__ = [
     "split_url",
     "summarise",
     "system_event",
+    "template",
     "unpack_bundle",
     "verify_bundle",
     "wants_html",

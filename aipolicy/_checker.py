@@ -149,12 +149,13 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def read_yaml_file(path: str | Path, what: str) -> tuple[bytes, Any, Checker]:
+def read_yaml_file(path: str | Path, what: str, content: bytes | None = None) -> tuple[bytes, Any, Checker]:
     """Read a UTF-8 YAML file: (its bytes, its located data or None, a Checker holding the
-    YAML problems). Raises PolicyError when the file cannot be read or is not UTF-8."""
+    YAML problems). Raises PolicyError when the file cannot be read or is not UTF-8.
+    With ``content``, those bytes are read as if they were the file (to check an edit before writing it)."""
     filename = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = Path(path).read_bytes() if content is None else content
     except OSError as error:
         raise PolicyError(
             [Problem(filename, 1, 1, "unreadable", f"cannot read {what}: {error.strerror or error}")]

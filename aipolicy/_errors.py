@@ -3,7 +3,9 @@
 AipolicyError
 ├── PolicyError        a policy, catalogue or list file does not load;
 │                      ``.problems`` holds every problem found
-└── EventLogError      the event log cannot be written
+├── EventLogError      the event log cannot be written
+└── EditError          a policy edit is refused (invalid result, nothing to change,
+                       the file is locked); the file is left untouched
 """
 
 from __future__ import annotations
@@ -51,3 +53,7 @@ class PolicyError(AipolicyError):
 
 class EventLogError(AipolicyError):
     """The event log could not be opened or written."""
+
+
+class EditError(AipolicyError):
+    """A policy edit was refused; the policy file is unchanged."""

@@ -39,7 +39,7 @@ DEFAULT_ACTIONS = ("block", "monitor", "allow")
 PLANNED_ACTIONS = ("redact",)
 MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "models", "any")
 RULE_KEYS = (
-    "id", "description", "action", "match", "reason", "directive", "owner", "review", "enabled", "contact", "warn",
+    "id", "description", "action", "match", "reason", "directive", "owner", "review", "expires", "enabled", "contact", "warn",
     "quota", "when",
 )  # fmt: skip
 WARN_KEYS = ("justification", "remember", "message")
@@ -79,6 +79,8 @@ class Rule:
     def personal(self) -> bool:
         """Does whether the rule applies depend on who asks, from where, or when?"""
         return self.scope is not None or bool(self.exceptions)
+
+    expires: str = ""  # a rule past this date is inactive (checked when the policy loads)
 
 
 @dataclass
@@ -125,15 +127,21 @@ class Policy:
         return by_id.get(rule_id)
 
     @property
+    def stale(self) -> bool:
+        """A rule has expired since the policy was loaded: load it again to drop that rule."""
+        return any(_expired(rule) for rule in self.rules)
+
+    @property
     def hash(self) -> str:
         """Short content hash recorded in events: policy, catalogue and lists together."""
         return self.sha256[:16]
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load, validate and compile a policy; raise PolicyError listing every problem."""
+def load_policy(path: str | Path, content: bytes | None = None) -> Policy:
+    """Load, validate and compile a policy; raise PolicyError listing every problem.
+    With ``content``, validate those bytes as the file at ``path`` (lists and catalogue beside it)."""
     filename = str(path)
-    raw, data, check = read_yaml_file(path, "policy")
+    raw, data, check = read_yaml_file(path, "policy", content)
     loader = _PolicyLoader(check, Path(path).parent)
     digest = hashlib.sha256(raw)
     policy = loader.read(data, filename, digest) if data is not None else None
@@ -182,7 +190,7 @@ class _PolicyLoader:
             if rule_map is None:
                 continue
             rule = self._read_rule(rule_map, seen)
-            if rule is None or rule_map.get("enabled", True) is False:
+            if rule is None or rule_map.get("enabled", True) is False or _expired(rule):
                 # still check what it matches, so that every problem is reported at once
                 self._index_rule(rule_map, -1, HostIndex(), NetworkIndex(), [])
                 continue
@@ -334,23 +342,8 @@ class _PolicyLoader:
         if "enabled" in rule and not isinstance(rule["enabled"], bool):
             check.error(rule.value_positions["enabled"], "wrong-type", f"{what}.enabled must be true or false")
         directive = self._read_directive(rule, what)
-        review = ""
-        if "review" in rule:
-            value = rule["review"]
-            if isinstance(value, datetime.datetime):
-                value = value.date()
-            if isinstance(value, datetime.date):
-                review = value.isoformat()
-                if value < datetime.date.today():
-                    check.warning(
-                        rule.value_positions["review"], "review-due", f"{what} was due for review on {review}"
-                    )
-            else:
-                check.error(
-                    rule.value_positions["review"],
-                    "bad-date",
-                    f"{what}.review must be a date like 2026-06-30, got {value!r}",
-                )
+        review = self._read_date(rule, "review", what, "review-due", "was due for review on")
+        expires = self._read_date(rule, "expires", what, "rule-expired", "is inactive: it expired on")
         text: dict[str, Any] = {
             key: check.string(rule, key, what) or "" for key in ("reason", "description", "owner", "contact")
         }
@@ -365,6 +358,7 @@ class _PolicyLoader:
             action,
             directive=directive,
             review=review,
+            expires=expires,
             line=rule.position[0],
             warn=warn,
             quota=quota,
@@ -435,6 +429,21 @@ class _PolicyLoader:
         except ValueError as error:
             self.check.error(mapping.value_positions[key], "bad-value", f"{what}.{key}: {error}")
             return None
+
+    def _read_date(self, rule: LocatedDict, key: str, what: str, code: str, past: str) -> str:
+        if key not in rule:
+            return ""
+        value = rule[key]
+        if isinstance(value, datetime.datetime):
+            value = value.date()
+        if not isinstance(value, datetime.date):
+            self.check.error(
+                rule.value_positions[key], "bad-date", f"{what}.{key} must be a date like 2026-06-30, got {value!r}"
+            )
+            return ""
+        if value < datetime.date.today():
+            self.check.warning(rule.value_positions[key], code, f"{what} {past} {value.isoformat()}")
+        return value.isoformat()
 
     def _read_directive(self, rule: LocatedDict, what: str) -> dict[str, str] | None:
         if "directive" not in rule:
@@ -556,6 +565,10 @@ class _PolicyLoader:
                 else:
                     apps.extend(a.id for a in catalog.apps_in_category(name))
         return list(dict.fromkeys(apps))
+
+
+def _expired(rule: Rule) -> bool:
+    return bool(rule.expires) and rule.expires < datetime.date.today().isoformat()
 
 
 def _index_target(target: Target, entry: Entry, hosts: HostIndex[Entry], networks: NetworkIndex[Entry]) -> None:

@@ -158,8 +158,8 @@ class Enforcer:
             return  # a followed feed's policy changes only through a verified bundle
         files = self.policy.files if self.policy else (self._policy_path(),)
         current = _fingerprint(files)
-        if current == self.fingerprint or current == self.rejected:
-            return
+        if (current == self.fingerprint and not (self.policy and self.policy.stale)) or current == self.rejected:
+            return  # unchanged (and no rule has expired since it was loaded), or already rejected
         path = self._policy_path()
         try:
             policy = await asyncio.to_thread(aipolicy.load_policy, path)

@@ -15,6 +15,8 @@ assert str(pathlib.Path(aipolicy.__file__)).startswith(sys.argv[1]), aipolicy.__
 policy = aipolicy.load_policy(aipolicy.default_policy())
 assert pathlib.Path(policy.path).is_relative_to(sys.argv[1]), policy.path
 assert pathlib.Path(proxy_addons.ENFORCER_SCRIPT).is_file()
+for name in ("strict", "discovery", "allowlist"):  # `aipolicy init` templates
+    aipolicy.load_policy(aipolicy.template(name))
 print(policy.hash, len(policy.catalog.apps))
 """
 

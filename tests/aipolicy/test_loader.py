@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LOADER = FIXTURES / "loader"
 FIXTURE_CATALOG = FIXTURES / "catalog.yaml"
 VALID_RULE_KEYS = (
-    "id, description, action, match, reason, directive, owner, review, enabled, contact, warn, quota, when"
+    "id, description, action, match, reason, directive, owner, review, expires, enabled, contact, warn, quota, when"
 )
 BAD_DOMAIN_HINT = "(expected e.g. example.com, *.example.com, =api.example.com, 192.0.2.0/24, example.com/path)"
 

@@ -47,6 +47,7 @@ def routes(http_upstream: Upstream, https_upstream: Upstream) -> dict[str, int]:
         "chatgpt.com": https_upstream.port,
         "huggingface.co": https_upstream.port,
         "allowed.test": http_upstream.port,
+        "example-banned.test": http_upstream.port,  # allowed until `aipolicy policy block` bans it
         "deepseek.example": http_upstream.port,
         "gateway.example": https_upstream.port,
         "bedrock-runtime.us-east-1.amazonaws.com": https_upstream.port,
