@@ -55,6 +55,7 @@ from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._replay import LIMITS as REPLAY_LIMITS
 from ._replay import ReplayReport, Transition, facts_from_event, redecide, replay
 from ._resources import default_policy, policies_dir, shipped_catalog, template
+from ._scope import Identity, PolicyException, Scope, TimeWindow
 from ._sources import FORMATS as SOURCE_FORMATS
 from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
 from ._sources import ParsedSource, SourceError, SourceLine, detect_format, parse_source, read_source
@@ -81,6 +82,7 @@ __all__ = [
     "EventReader",
     "Follower",
     "GroupSummary",
+    "Identity",
     "ImportListError",
     "ImportPlan",
     "LogEvent",
@@ -89,6 +91,7 @@ __all__ = [
     "PolicyDiff",
     "PolicyDocument",
     "PolicyError",
+    "PolicyException",
     "Problem",
     "QuotaSettings",
     "QuotaTracker",
@@ -100,11 +103,13 @@ __all__ = [
     "RuleMeta",
     "SOURCE_FORMATS",
     "SOURCE_SKIP_REASONS",
+    "Scope",
     "SkipReport",
     "SourceError",
     "SourceLine",
     "Summary",
     "Target",
+    "TimeWindow",
     "Transition",
     "Vendor",
     "WarnSettings",

@@ -90,7 +90,7 @@ class PolicyException:
         return moment < self.until
 
     def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "rule": self.rule, "ticket": self.ticket, "until": self.until.isoformat()}
+        return {"id": self.id, "rule": self.rule, "ticket": self.ticket, "ends": self.until.isoformat()}
 
 
 @dataclass(frozen=True)

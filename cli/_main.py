@@ -9,7 +9,8 @@ from . import (
     _policy_changes,  # noqa: F401  (registers policy import|diff|replay)
 )
 from ._catalog import catalog
-from ._edit import init, rule  # also adds policy show/block/allow/monitor/unblock and catalog search
+from ._edit import init, rule
+from ._exception import exception  # also adds policy show/block/allow/monitor/unblock and catalog search
 from ._keys import keys
 from ._policy import policy
 from ._proxy import proxy
@@ -35,4 +36,5 @@ main.add_command(catalog)
 main.add_command(violations)
 main.add_command(keys)
 main.add_command(rule)
+main.add_command(exception)
 main.add_command(init)

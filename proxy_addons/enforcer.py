@@ -36,6 +36,7 @@ class ConnectionState:
     facts: RequestFacts | None = None
     sni: str = ""
     user: str = ""  # from proxy authentication on the CONNECT, for events at the TLS stage
+    groups: tuple[str, ...] = ()
     recorded: bool = False
     names: tuple[str, ...] = field(default_factory=tuple)
 
@@ -198,7 +199,7 @@ class Enforcer:
             facts = self._facts(
                 flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port
             )
-            state.user = facts.user
+            state.user, state.groups = facts.user, facts.groups
             decision = self._decide(facts)
             if decision.blocked:
                 if ctx.options.aipolicy_block_page:
@@ -217,7 +218,9 @@ class Enforcer:
             sni = data.client_hello.sni or ""
             server = data.context.server.address
             names = ((server[0],) if server else ()) + ((sni,) if sni else ())
-            facts = replace(self._facts(client, names, port=server[1] if server else 0), user=state.user)
+            facts = replace(
+                self._facts(client, names, port=server[1] if server else 0), user=state.user, groups=state.groups
+            )
             state.sni = sni
             decision = self._decide(facts)
             self._record_evasion(decision, facts, "tls", server[0] if server else "", sni, "", doh_names=names)
@@ -225,10 +228,11 @@ class Enforcer:
                 state.pending = decision if decision.blocked else None
                 state.facts = facts
                 return  # decrypt: the block page, or a rule that needs the request itself
-            if decision.action == "monitor" and not self._record(decision, facts, "tls", sni=sni):
-                state.pending = _unlogged(decision)
-                state.facts = facts
-                return
+            if decision.action == "monitor" or decision.exception:
+                if not self._record(decision, facts, "tls", sni=sni):
+                    state.pending = _unlogged(decision)
+                    state.facts = facts
+                    return
             data.ignore_connection = True  # nothing to inspect: tunnel it untouched
         except Exception as error:
             logger.exception("aipolicy: error in tls_clienthello; the connection will be decrypted and blocked")
@@ -325,7 +329,9 @@ class Enforcer:
             return
         if decision.action == "quota" and self._over_quota(flow, decision, facts):
             return
-        if decision.action == "monitor" and not self._record(decision, facts, "request", flow=flow):
+        if (decision.action == "monitor" or decision.exception) and not self._record(
+            decision, facts, "request", flow=flow
+        ):
             self._block(flow, _unlogged(decision), facts)
             return
         if not with_body and body is None and _large_or_open_ended(request.headers):
@@ -520,10 +526,16 @@ class Enforcer:
     ) -> RequestFacts:
         headers: Mapping[str, str] = {}
         user = ""
+        groups: tuple[str, ...] = ()
+        client_ip = aipolicy.normalise_host(client.peername[0]) if client.peername else ""
         if flow is not None:
             headers = flow.request.headers  # case-insensitive; read only where a rule looks
             auth = flow.metadata.get("proxyauth")
             user = auth[0] if isinstance(auth, tuple) and auth else ""
+            if self.policy is not None and self.policy.identity.trusted_proxies:
+                user, groups = self._claimed_identity(flow, client_ip, user)
+        if self.policy is not None and (user or groups):
+            groups = tuple(sorted({g.casefold() for g in groups} | self.policy.groups_of(user)))
         scheme = "https" if client.tls or method == "CONNECT" else "http"
         return RequestFacts(
             hosts=names,
@@ -531,11 +543,27 @@ class Enforcer:
             method=method,
             scheme=flow.request.scheme if flow is not None and method != "CONNECT" else scheme,
             port=port,
-            client_ip=aipolicy.normalise_host(client.peername[0]) if client.peername else "",
+            client_ip=client_ip,
             user=user,
+            groups=groups,
             headers=headers,
             body=body,
         )
+
+    def _claimed_identity(self, flow: http.HTTPFlow, client_ip: str, user: str) -> tuple[str, tuple[str, ...]]:
+        """The user and groups an authenticating proxy in front put in headers: believed only from
+        the policy's trusted proxies, and never forwarded upstream (nor a client's forged claim)."""
+        assert self.policy is not None
+        identity, headers = self.policy.identity, flow.request.headers
+        claimed_user = headers.get(identity.user_header, "") if identity.user_header else ""
+        claimed_groups = headers.get(identity.groups_header, "") if identity.groups_header else ""
+        for name in (identity.user_header, identity.groups_header):
+            if name and name in headers:
+                del headers[name]
+        if not identity.trusts(client_ip):
+            return user, ()
+        groups = tuple(g.strip()[:128] for g in claimed_groups.split(",") if g.strip())[:64]
+        return (user or claimed_user.strip()[:256]), groups
 
     def _refuse_connect(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
         flow.metadata["aipolicy"] = decision

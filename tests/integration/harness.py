@@ -101,7 +101,14 @@ def start_upstream(tls_files: tuple[Path, Path] | None = None) -> Upstream:
             length = int(self.headers.get("content-length") or 0)
             if length:
                 self.rfile.read(length)
-            upstream.requests.append({"method": self.command, "path": self.path, "host": self.headers.get("host", "")})
+            upstream.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "host": self.headers.get("host", ""),
+                    "header_names": ",".join(sorted(k.lower() for k in self.headers)),
+                }
+            )
             body = json.dumps({"upstream": "reached", "path": self.path}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
