@@ -4,7 +4,9 @@ import click
 
 from aipolicy import __version__
 
+from ._ca import ca
 from ._catalog import catalog
+from ._pac import pac
 from ._policy import policy
 from ._proxy import proxy
 from ._violations import violations
@@ -27,3 +29,5 @@ main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
 main.add_command(violations)
+main.add_command(pac)
+main.add_command(ca)
