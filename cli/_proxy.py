@@ -48,6 +48,7 @@ def mitmdump_command(
         "--set", f"aipolicy_block_page={'true' if block_page else 'false'}",
         "--set", "connection_strategy=lazy",
         "--set", "flow_detail=0",
+        "--set", "http3=false",  # never QUIC: no HTTP/3 upstream, h3 stripped from DNS HTTPS records
     ]  # fmt: skip
     if proxy_id:
         command += ["--set", f"aipolicy_proxy_id={proxy_id}"]
