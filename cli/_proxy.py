@@ -14,6 +14,7 @@ import aipolicy
 from proxy_addons import ENFORCER_SCRIPT
 
 from ._common import policy_option, stderr
+from ._workers import prepare_ca, reuse_port_command, run_workers
 
 
 def find_mitmdump() -> str:
@@ -87,6 +88,18 @@ def mitmdump_command(
     help="For blocked HTTPS sites, decrypt and show the block page instead of refusing the CONNECT (clients must trust the CA).",
 )
 @click.option("--proxy-id", default="", help="This proxy's name in events (default: the host name).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="mitmdump worker processes sharing the port (SO_REUSEPORT; Linux). Events name them ID-w1, ID-w2 …",
+)
+@click.option(
+    "--reuse-port",
+    is_flag=True,
+    help="Listen with SO_REUSEPORT, so that several aipolicy proxy processes (e.g. systemd aipolicy@N units) share the port.",
+)
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     policy_path: str | None,
@@ -96,6 +109,8 @@ def proxy(
     confdir: str | None,
     block_page: bool,
     proxy_id: str,
+    workers: int,
+    reuse_port: bool,
     mitmdump_args: tuple[str, ...],
 ) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
@@ -108,6 +123,7 @@ def proxy(
         aipolicy proxy
         aipolicy proxy --policy /etc/aipolicy/policy.yaml --host 0.0.0.0 --port 3128 \\
             --log /var/log/aipolicy/events.jsonl -- --set proxyauth=@/etc/aipolicy/htpasswd
+        aipolicy proxy --workers 4 --host 0.0.0.0 --port 3128
     """
     path = os.path.abspath(policy_path) if policy_path else str(aipolicy.default_policy())
     try:
@@ -126,4 +142,14 @@ def proxy(
         f"  CA for block pages over HTTPS: {escape(str(ca))} (or browse to http://mitm.it through the proxy)"
     )
     sys.stderr.flush()
+    if workers > 1:
+        prepare_ca(confdir)  # one CA for all workers, made before they race to create their own
+        base = proxy_id or aipolicy.default_proxy_id()
+        commands = [
+            reuse_port_command(mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", mitmdump_args))
+            for n in range(1, workers + 1)
+        ]
+        sys.exit(run_workers(commands))
+    if reuse_port:
+        command = reuse_port_command(command)
     os.execv(command[0], command)
