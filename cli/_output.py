@@ -16,7 +16,15 @@ def write_output(path: str, content: str | bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a FIFO: no atomic replace
+        try:
+            with open(path, "wb") as file:
+                file.write(data)
+        except OSError as error:
+            raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
+        return
     directory = os.path.dirname(os.path.abspath(path))
+    temporary = ""
     try:
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=".aipolicy-")
         with os.fdopen(handle, "wb") as file:
@@ -24,4 +32,6 @@ def write_output(path: str, content: str | bytes) -> None:
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as error:
+        if temporary and os.path.exists(temporary):
+            os.unlink(temporary)
         raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
