@@ -145,7 +145,9 @@ def check_proxy_address(text: str) -> str:
     bracketed = host.startswith("[") and host.endswith("]")
     valid_host = _is_ipv6(host[1:-1]) if bracketed else bool(_HOST.fullmatch(host))
     if not colon or not valid_host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not a proxy address; expected HOST:PORT, e.g. proxy.example.org:8080 or [2001:db8::1]:8080")
+        raise ValueError(
+            f"{text!r} is not a proxy address; expected HOST:PORT, e.g. proxy.example.org:8080 or [2001:db8::1]:8080"
+        )
     return text
 
 

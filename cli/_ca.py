@@ -54,7 +54,13 @@ def ca() -> None:
     show_default=True,
     help="pem (Linux, macOS, Firefox, Android) or der (.cer/.crt for Windows certutil and GPO, iOS).",
 )
-@click.option("-o", "--output", default="-", type=click.Path(dir_okay=False, allow_dash=True), help="Write here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write here (default: stdout).",
+)
 @click.option("--create", is_flag=True, help="If the confdir has no CA yet, create one by starting mitmdump once.")
 def export(confdir: str, output_format: str, output: str, create: bool) -> None:
     """Export the CA certificate (never its private key).
@@ -112,7 +118,9 @@ def create_ca(directory: Path) -> None:
         try:
             result = subprocess.run(command, stdout=output, stderr=output, timeout=CREATE_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
-            raise click.ClickException(f"mitmdump did not finish creating a CA in {directory} within {CREATE_TIMEOUT:.0f} s") from None
+            raise click.ClickException(
+                f"mitmdump did not finish creating a CA in {directory} within {CREATE_TIMEOUT:.0f} s"
+            ) from None
         if find_ca_file(directory) is None:
             output.seek(0)
             detail = output.read().decode(errors="replace").strip()[-2000:]

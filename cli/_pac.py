@@ -55,10 +55,14 @@ def _networks(context: click.Context, parameter: click.Parameter, values: tuple[
     help="An internal network that never uses the proxy (repeatable). Plain host names and loopback are always direct.",
 )
 @policy_option
-@click.option("-o", "--output", default="-", type=click.Path(dir_okay=False, allow_dash=True), help="Write here (default: stdout).")
-def pac(
-    proxies: tuple[str, ...], mode: str, direct: tuple[Network, ...], policy_path: str | None, output: str
-) -> None:
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write here (default: stdout).",
+)
+def pac(proxies: tuple[str, ...], mode: str, direct: tuple[Network, ...], policy_path: str | None, output: str) -> None:
     """Write a proxy auto-config (PAC) file for browsers and operating systems.
 
     In ai mode only the names the policy and the catalogue know go to the proxy,

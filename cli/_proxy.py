@@ -146,7 +146,9 @@ def proxy(
         prepare_ca(confdir)  # one CA for all workers, made before they race to create their own
         base = proxy_id or aipolicy.default_proxy_id()
         commands = [
-            reuse_port_command(mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", mitmdump_args))
+            reuse_port_command(
+                mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", mitmdump_args)
+            )
             for n in range(1, workers + 1)
         ]
         sys.exit(run_workers(commands))

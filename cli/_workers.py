@@ -72,7 +72,9 @@ def run_workers(commands: list[list[str]]) -> int:
     while not requested and not failed:
         for index, process in enumerate(processes, 1):
             if process.poll() is not None:
-                stderr.print(f"[red]aipolicy:[/] worker {index} exited with status {process.returncode}; stopping the others")
+                stderr.print(
+                    f"[red]aipolicy:[/] worker {index} exited with status {process.returncode}; stopping the others"
+                )
                 failed = True
                 stop_all(signal.SIGTERM)
                 break

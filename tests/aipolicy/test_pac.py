@@ -83,7 +83,9 @@ def test_all_mode(engine: type[Engine], fixture_policy: aipolicy.Policy, host: s
     assert find(host) == expected
 
 
-def test_all_mode_resolves_names_into_the_direct_networks(engine: type[Engine], fixture_policy: aipolicy.Policy) -> None:
+def test_all_mode_resolves_names_into_the_direct_networks(
+    engine: type[Engine], fixture_policy: aipolicy.Policy
+) -> None:
     """An internal name is direct when it resolves into a --direct network (here: localhost.localdomain-style
     names are avoided; 127.0.0.0/8 itself is direct, so a name that resolves there shows the resolution)."""
     find = engine(pac_file(fixture_policy, ["gw.example.org:3128"], "all", [ipaddress.ip_network("192.0.2.0/24")]))
@@ -91,7 +93,9 @@ def test_all_mode_resolves_names_into_the_direct_networks(engine: type[Engine], 
     assert find("unresolvable.invalid") == PROXY
 
 
-def test_several_proxies_are_tried_in_order_without_direct(engine: type[Engine], fixture_policy: aipolicy.Policy) -> None:
+def test_several_proxies_are_tried_in_order_without_direct(
+    engine: type[Engine], fixture_policy: aipolicy.Policy
+) -> None:
     find = engine(pac_file(fixture_policy, ["gw-1.example.org:3128", "[2001:db8::5]:3128"], "ai"))
     assert find("chat.deepseek.com") == "PROXY gw-1.example.org:3128; PROXY [2001:db8::5]:3128"
 

@@ -106,7 +106,9 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", *map(str, copies)], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "Unknown" not in result.stderr and "Failed" not in result.stderr and "ignoring" not in result.stderr, result.stderr
+    assert "Unknown" not in result.stderr and "Failed" not in result.stderr and "ignoring" not in result.stderr, (
+        result.stderr
+    )
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
