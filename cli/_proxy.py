@@ -151,7 +151,7 @@ def proxy(
             )
             for n in range(1, workers + 1)
         ]
-        sys.exit(run_workers(commands))
+        sys.exit(run_workers(commands, relay_stdout=log == "-"))
     if reuse_port:
         command = reuse_port_command(command)
     os.execv(command[0], command)

@@ -5,7 +5,10 @@ listens with SO_REUSEPORT: the kernel spreads connections across workers and
 clients keep their own source address. All workers enforce the same policy
 file (each reloads it by itself) and append to the same event log, one
 ``write`` per line on an O_APPEND descriptor, so lines from different workers
-never interleave. Each worker names itself in events (``proxy``: ID-w1, ID-w2 …).
+never interleave. With ``--log -`` the workers' standard output comes through the
+supervisor, which passes it on a whole line at a time: on a pipe (a container's
+log), writes longer than PIPE_BUF from several processes could otherwise mix.
+Each worker names itself in events (``proxy``: ID-w1, ID-w2 …).
 
 The supervisor forwards SIGINT, SIGTERM and SIGHUP to the workers. If a worker
 exits on its own, the others are stopped and the supervisor exits with status 1,
@@ -19,9 +22,11 @@ import ctypes.util
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from ._common import stderr
 
@@ -51,7 +56,7 @@ def prepare_ca(confdir: str | None) -> None:
         create_ca(directory)
 
 
-def run_workers(commands: list[list[str]]) -> int:
+def run_workers(commands: list[list[str]], relay_stdout: bool = False) -> int:
     """Start the workers and wait; 0 after a requested stop, 1 if a worker exited by itself."""
     processes: list[subprocess.Popen[bytes]] = []
     requested: list[int] = []
@@ -67,7 +72,9 @@ def run_workers(commands: list[list[str]]) -> int:
 
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, on_signal)
-    processes.extend(subprocess.Popen(command, preexec_fn=_die_with_parent) for command in commands)
+    output = subprocess.PIPE if relay_stdout else None
+    processes.extend(subprocess.Popen(command, stdout=output, preexec_fn=_die_with_parent) for command in commands)
+    relays = [_relay(process.stdout) for process in processes if process.stdout is not None]
     failed = False
     while not requested and not failed:
         for index, process in enumerate(processes, 1):
@@ -85,4 +92,25 @@ def run_workers(commands: list[list[str]]) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    for relay in relays:
+        relay.join(STOP_TIMEOUT)
     return 1 if failed else 0
+
+
+_STDOUT_LOCK = threading.Lock()
+
+
+def _relay(source: IO[bytes]) -> threading.Thread:
+    """Copy a worker's standard output to ours a whole line at a time, so that lines from several
+    workers never interleave on a shared pipe (a write longer than PIPE_BUF is not atomic)."""
+
+    def copy() -> None:
+        with source:
+            for line in source:
+                with _STDOUT_LOCK:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.buffer.flush()
+
+    thread = threading.Thread(target=copy, name="aipolicy-stdout-relay", daemon=True)
+    thread.start()
+    return thread

@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -32,6 +34,12 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def listeners(port: int) -> int:
+    """Sockets listening on the port (Linux /proc/net/tcp: local address field, state 0A = LISTEN)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
 def test_two_workers_share_the_port_enforce_and_log_every_request(tmp_path: Path, http_upstream) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     log = tmp_path / "events.jsonl"
@@ -48,7 +56,7 @@ def test_two_workers_share_the_port_enforce_and_log_every_request(tmp_path: Path
         return banned, allowed
 
     try:
-        assert wait_until(lambda: not port_is_free(port) or process.poll() is not None, timeout=30)
+        assert wait_until(lambda: listeners(port) == 2 or process.poll() is not None, timeout=30)
         assert process.poll() is None, (tmp_path / "out.txt").read_text()
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(fetch, range(REQUESTS)))
@@ -90,7 +98,7 @@ def start_two_workers(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes
                "--confdir", str(tmp_path / "conf")]  # fmt: skip
     process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env_without_proxy(), cwd=tmp_path)
     output.close()
-    assert wait_until(lambda: not port_is_free(port), timeout=30), (tmp_path / "out.txt").read_text()
+    assert wait_until(lambda: listeners(port) == 2, timeout=30), (tmp_path / "out.txt").read_text()
     assert wait_until(lambda: len(children(process.pid)) == 2, timeout=10)
     return process, children(process.pid)
 
@@ -122,3 +130,56 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
     process.kill()
     process.wait(5)
     assert wait_until(lambda: port_is_free(port), timeout=15), "orphaned workers still listen"
+
+
+def slow_copy(source: IO[bytes], sink: IO[bytes]) -> None:
+    """A reader slower than the writers, so the pipe fills and large writes are split (as under back-pressure)."""
+    while chunk := source.read1(1024):  # type: ignore[attr-defined]
+        sink.write(chunk)
+        time.sleep(0.002)
+
+
+def test_workers_logging_to_stdout_never_interleave_long_lines(tmp_path: Path) -> None:
+    """--log - with workers (containers): lines longer than a pipe's atomic write size (4 KiB) stay whole."""
+    port = free_port()
+    events_out = tmp_path / "stdout.txt"
+    command = [AIPOLICY, "proxy", "--workers", "2", "--port", str(port), "--log", "-",
+               "--confdir", str(tmp_path / "conf"), "--", "--set", "termlog_verbosity=warn"]  # fmt: skip
+    with events_out.open("wb") as sink, (tmp_path / "stderr.txt").open("wb") as errors:
+        # a pipe, as under a container runtime, drained into a file
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, env=env_without_proxy(), cwd=tmp_path
+        )
+        drain = ThreadPoolExecutor(1).submit(slow_copy, process.stdout, sink)
+        mark = "m" + uuid.uuid4().hex[:8]
+
+        def fetch(number: int) -> bytes:
+            # backslashes (escaped as \\ in JSON) make a line of about 4.7 KB; httpx would percent-encode them
+            path, agent = "\\" * 1500, "\\" * 500
+            request = (
+                f"GET http://chat.deepseek.com/{mark}/{number}/{path} HTTP/1.1\r\n"
+                f"Host: chat.deepseek.com\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
+            )
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                connection.sendall(request.encode())
+                return connection.recv(12)
+
+        try:
+            assert wait_until(lambda: listeners(port) == 2 or process.poll() is not None, timeout=30)
+            with ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(fetch, range(REQUESTS))) == [b"HTTP/1.1 403"] * REQUESTS
+            wait_until(lambda: events_out.read_bytes().count(mark.encode()) >= REQUESTS, timeout=15)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            drain.result(timeout=10)
+            process.stdout.close()  # type: ignore[union-attr]
+    lines = [line for line in events_out.read_text().splitlines() if mark in line]
+    events = [json.loads(line) for line in lines]
+    assert len(events) == REQUESTS
+    assert all(len(line) > 4096 for line in lines)
+    assert {e["proxy"].rsplit("-", 1)[1] for e in events} == {"w1", "w2"}
