@@ -183,3 +183,33 @@ def test_workers_logging_to_stdout_never_interleave_long_lines(tmp_path: Path) -
     assert len(events) == REQUESTS
     assert all(len(line) > 4096 for line in lines)
     assert {e["proxy"].rsplit("-", 1)[1] for e in events} == {"w1", "w2"}
+
+
+def test_separate_reuse_port_processes_share_the_port(tmp_path: Path) -> None:
+    """What the systemd template aipolicy@.service runs: independent processes on one port."""
+    port = free_port()
+    log = tmp_path / "events.jsonl"
+    processes = []
+    try:
+        for number in (1, 2):
+            command = [AIPOLICY, "proxy", "--reuse-port", "--port", str(port), "--log", str(log),
+                       "--confdir", str(tmp_path / "conf"), "--proxy-id", f"unit-{number}"]  # fmt: skip
+            processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_proxy())
+            )
+            assert wait_until(lambda n=number: listeners(port) == n, timeout=30), f"process {number} is not listening"  # type: ignore[misc]
+        mark = "m" + uuid.uuid4().hex[:8]
+        for number in range(30):
+            with httpx.Client(proxy=f"http://127.0.0.1:{port}", trust_env=False, timeout=10) as client:
+                assert client.get(f"http://chat.deepseek.com/{mark}/{number}").status_code == 403
+        assert wait_until(lambda: log.read_text().count(mark) == 30, timeout=10)
+        assert {json.loads(line)["proxy"] for line in log.read_text().splitlines()} == {"unit-1", "unit-2"}
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
