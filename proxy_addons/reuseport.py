@@ -8,7 +8,9 @@ connections across them, clients keep their own source address (the event
 log's client_ip stays true, which a TCP load balancer in front would hide),
 and a worker that dies takes only its own connections with it. Linux and
 the BSDs only; workers must run as the same user (the kernel refuses a
-reuse-port bind from another user's socket).
+reuse-port bind from another user's socket). Should a later mitmproxy listen
+some other way, the second worker fails with "address in use" and the set stops
+(exit 1); tests/integration/test_workers.py would show it.
 """
 
 from __future__ import annotations
