@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import translate
 from typing import Generic, TypeVar
@@ -83,6 +84,11 @@ class HostIndex(Generic[T]):
             other = large.get(key)
             large[key] = _merge(other, pair) if other is not None and other is not pair else pair
         self._table = large
+
+    def names(self) -> Iterator[tuple[str, bool, bool]]:
+        """Every indexed name, whether values apply to the name itself, and to names below it."""
+        for name, (on_self, on_parent) in self._table.items():
+            yield name, bool(on_self), bool(on_parent)
 
     def lookup(self, host: str) -> list[T]:
         table = self._table

@@ -8,10 +8,12 @@ from . import (
     _distribute,  # noqa: F401  (policy sign, verify-bundle, sync)
     _policy_changes,  # noqa: F401  (registers policy import|diff|replay)
 )
+from ._ca import ca
 from ._catalog import catalog
-from ._edit import init, rule
-from ._exception import exception  # also adds policy show/block/allow/monitor/unblock and catalog search
+from ._edit import init, rule  # also adds policy show/block/allow/monitor/unblock and catalog search
+from ._exception import exception
 from ._keys import keys
+from ._pac import pac
 from ._policy import policy
 from ._proxy import proxy
 from ._violations import violations
@@ -38,3 +40,5 @@ main.add_command(keys)
 main.add_command(rule)
 main.add_command(exception)
 main.add_command(init)
+main.add_command(pac)
+main.add_command(ca)

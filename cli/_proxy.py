@@ -15,6 +15,7 @@ from proxy_addons import ENFORCER_SCRIPT
 
 from ._common import policy_option, stderr
 from ._feed import feed_arguments, feed_options
+from ._workers import prepare_ca, reuse_port_command, run_workers
 
 
 def find_mitmdump() -> str:
@@ -49,6 +50,7 @@ def mitmdump_command(
         "--set", f"aipolicy_block_page={'true' if block_page else 'false'}",
         "--set", "connection_strategy=lazy",
         "--set", "flow_detail=0",
+        "--set", "http3=false",  # never QUIC: no HTTP/3 upstream, h3 stripped from DNS HTTPS records
     ]  # fmt: skip
     if proxy_id:
         command += ["--set", f"aipolicy_proxy_id={proxy_id}"]
@@ -88,6 +90,18 @@ def mitmdump_command(
 )
 @click.option("--proxy-id", default="", help="This proxy's name in events (default: the host name).")
 @feed_options
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="mitmdump worker processes sharing the port (SO_REUSEPORT; Linux). Events name them ID-w1, ID-w2 …",
+)
+@click.option(
+    "--reuse-port",
+    is_flag=True,
+    help="Listen with SO_REUSEPORT, so that several aipolicy proxy processes (e.g. systemd aipolicy@N units) share the port.",
+)
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     policy_path: str | None,
@@ -100,6 +114,8 @@ def proxy(
     policy_url: str | None,
     policy_pubkey: str | None,
     policy_refresh: float,
+    workers: int,
+    reuse_port: bool,
     mitmdump_args: tuple[str, ...],
 ) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
@@ -114,6 +130,7 @@ def proxy(
             --log /var/log/aipolicy/events.jsonl -- --set proxyauth=@/etc/aipolicy/htpasswd
         aipolicy proxy --policy-url https://policy.example.org/policy-bundle.json \\
             --policy-pubkey /etc/aipolicy/aipolicy-signing.pub
+        aipolicy proxy --workers 4 --host 0.0.0.0 --port 3128
     """
     path = os.path.abspath(policy_path) if policy_path else str(aipolicy.default_policy())
     try:
@@ -133,4 +150,16 @@ def proxy(
         f"  CA for block pages over HTTPS: {escape(str(ca))} (or browse to http://mitm.it through the proxy)"
     )
     sys.stderr.flush()
+    if workers > 1:
+        prepare_ca(confdir)  # one CA for all workers, made before they race to create their own
+        base = proxy_id or aipolicy.default_proxy_id()
+        commands = [
+            reuse_port_command(
+                mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", feed + mitmdump_args)
+            )
+            for n in range(1, workers + 1)
+        ]
+        sys.exit(run_workers(commands, relay_stdout=log == "-"))
+    if reuse_port:
+        command = reuse_port_command(command)
     os.execv(command[0], command)

@@ -1,0 +1,138 @@
+"""deploy/: Kubernetes manifests against the Kubernetes API schemas (kubernetes-validate, offline),
+systemd units with systemd-analyze verify, the HAProxy config with haproxy -c."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import aipolicy
+from cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+KUBERNETES_VERSION = "1.31.0"
+AIPOLICY = str(Path(sys.executable).with_name("aipolicy"))
+FEED_OPTIONS = ("--policy-url", "--policy-pubkey")  # `aipolicy proxy --policy-url`, the signed policy feed
+
+
+def manifests() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue  # a kustomize file, not an API object
+        found.extend((f"{path.name}#{n}", doc) for n, doc in enumerate(yaml.safe_load_all(path.read_text())) if doc)
+    return found
+
+
+MANIFESTS = manifests()
+
+
+@pytest.mark.parametrize(("name", "document"), MANIFESTS, ids=[name for name, _ in MANIFESTS])
+def test_kubernetes_manifest_matches_the_api_schema(name: str, document: dict[str, Any]) -> None:
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_schema_check_catches_mistakes() -> None:
+    deployment = copy.deepcopy(next(doc for _, doc in MANIFESTS if doc["kind"] == "Deployment"))
+    deployment["spec"]["replicas"] = "three"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    deployment = copy.deepcopy(next(doc for _, doc in MANIFESTS if doc["kind"] == "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["volumeMount"] = []  # a typo of volumeMounts
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_placeholder() -> None:
+    listed = yaml.safe_load((DEPLOY / "kubernetes" / "kustomization.yaml").read_text())["resources"]
+    files = {p.name for p in (DEPLOY / "kubernetes").glob("*.yaml")} - {"kustomization.yaml", "secret.yaml"}
+    assert set(listed) == files
+
+
+def test_the_configmap_policy_loads(tmp_path: Path) -> None:
+    configmap = next(doc for _, doc in MANIFESTS if doc["kind"] == "ConfigMap")
+    (tmp_path / "policy.yaml").write_text(configmap["data"]["policy.yaml"])
+    policy = aipolicy.load_policy(tmp_path / "policy.yaml")
+    decision = aipolicy.decide(policy, aipolicy.RequestFacts(hosts=("chat.deepseek.com",)))
+    assert decision.blocked
+
+
+def proxy_options() -> set[str]:
+    help_text = CliRunner().invoke(main, ["proxy", "--help"]).output
+    return set(re.findall(r"(--[a-z][a-z-]+)", help_text))
+
+
+def test_the_deployment_and_container_use_real_proxy_options() -> None:
+    deployment = next(doc for _, doc in MANIFESTS if doc["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "proxy"
+    ours = [a.split("=", 1)[0] for a in args[1 : args.index("--")]]
+    known = proxy_options()
+    assert [a for a in ours if a not in known and a not in FEED_OPTIONS] == []
+    container = (DEPLOY / "Containerfile").read_text()
+    cmd = yaml.safe_load(re.search(r"^CMD (\[.*\])$", container, re.M).group(1))  # type: ignore[union-attr]
+    assert cmd[0] == "proxy" and {a for a in cmd[1 : cmd.index("--")] if a.startswith("--")} <= known
+
+
+def unit_copies(tmp_path: Path) -> list[Path]:
+    """The units with ExecStart pointing at this environment's aipolicy (verify checks the binary exists)."""
+    copies = []
+    for unit in sorted((DEPLOY / "systemd").iterdir()):
+        text = unit.read_text().replace("/usr/local/bin/aipolicy", AIPOLICY)
+        name = unit.name.replace("@.", "@1.")  # verify an instance of the template
+        (tmp_path / name).write_text(text)
+        copies.append(tmp_path / name)
+    return copies
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    copies = unit_copies(tmp_path)
+    template = tmp_path / "aipolicy@.service"
+    template.write_text((tmp_path / "aipolicy@1.service").read_text())  # the instance needs its template beside it
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *map(str, copies)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Unknown" not in result.stderr and "Failed" not in result.stderr and "ignoring" not in result.stderr, (
+        result.stderr
+    )
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_verify_catches_mistakes(tmp_path: Path) -> None:
+    unit = next(path for path in unit_copies(tmp_path) if path.name == "aipolicy.service")
+    unit.write_text(unit.read_text().replace("Restart=on-failure", "Restart=sometimes"))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert "restart specifier" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy is not installed (.ci/run installs it)")
+def test_haproxy_config_is_valid() -> None:
+    result = subprocess.run(
+        ["haproxy", "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout + result.stderr
+
+
+def test_the_units_run_the_commands_they_name() -> None:
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        for line in unit.read_text().splitlines():
+            if line.startswith(("ExecStart=", "ExecStartPre=")):
+                command = line.split("=", 1)[1].split()
+                assert command[0] == "/usr/local/bin/aipolicy", line
+                assert command[1] in {"proxy", "policy", "ca"}, line
+    assert os.path.exists(DEPLOY / "systemd" / "aipolicy-workers.target")
