@@ -5,6 +5,7 @@ import click
 from aipolicy import __version__
 
 from ._catalog import catalog
+from ._log import log
 from ._policy import policy
 from ._proxy import proxy
 from ._violations import violations
@@ -27,3 +28,4 @@ main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
 main.add_command(violations)
+main.add_command(log)
