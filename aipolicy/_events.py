@@ -142,6 +142,7 @@ class EventLog:
         self._size = -1  # the file's size after our last write; -1 when it must be read again
         self._started: float | None = None  # when the current file got its first line
         self._retry_rotation_at = 0.0
+        self._rotated = False  # this writer rotated the file, so its head is that of the file renamed away
         self._compressor: concurrent.futures.ThreadPoolExecutor | None = None
         if path:
             self._fd = self._open(path)
@@ -218,11 +219,12 @@ class EventLog:
         tail = read_tail(self._fd, size)
         if tail.last is not None:
             self._head = head_after(tail.last)
-        elif self._head is None:
+        elif not self._rotated:  # a new file this writer did not start: the chain ends in the newest rotated one
             rotated = rotated_files(self.path)
             last = last_line_of(rotated[-1]) if rotated else None
-            self._head = head_after(last) if last is not None else Head()
-        self._size = size
+            if last is not None:
+                self._head = head_after(last)
+        self._size, self._rotated = size, False
         if not tail.torn:
             return b""
         resumed = system_event(
@@ -237,7 +239,7 @@ class EventLog:
 
     def _open(self, path: str) -> int:
         try:
-            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         except OSError as error:
             raise EventLogError(f"cannot open event log {path!r}: {error.strerror or error}") from None
 
@@ -253,7 +255,7 @@ class EventLog:
 
     def _reopen(self) -> None:
         assert self._fd is not None and self.path is not None
-        new = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        new = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         fcntl.flock(new, fcntl.LOCK_EX)
         old, self._fd = self._fd, new
         fcntl.flock(old, fcntl.LOCK_UN)
@@ -289,7 +291,7 @@ class EventLog:
             _logger.error(f"aipolicy: cannot rotate event log {self.path!r} (retrying in a minute): {error}")
             return
         self._reopen()
-        self._started = self._clock()
+        self._started, self._rotated = self._clock(), True
         self._compress(target)
 
     def _compress(self, path: str) -> None:
