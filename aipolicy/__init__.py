@@ -7,6 +7,7 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 
 from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
+from ._chain import parse_duration, parse_size
 from ._decision import Decision, RequestFacts, decide, decide_oversize
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
@@ -18,6 +19,7 @@ from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._resources import default_policy, policies_dir, shipped_catalog
 from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
 from ._targets import Target, parse_target
+from ._verify import ChainBreak, ChainReport, verify_logs
 
 __version__ = "0.1.0"
 
@@ -26,6 +28,8 @@ __all__ = [
     "AipolicyError",
     "App",
     "Catalog",
+    "ChainBreak",
+    "ChainReport",
     "Decision",
     "EventFilter",
     "EventLog",
@@ -57,6 +61,8 @@ __all__ = [
     "load_policy",
     "normalise_host",
     "normalise_path",
+    "parse_duration",
+    "parse_size",
     "parse_target",
     "parse_time",
     "policies_dir",
@@ -65,5 +71,6 @@ __all__ = [
     "split_url",
     "summarise",
     "system_event",
+    "verify_logs",
     "wants_html",
 ]

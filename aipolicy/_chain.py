@@ -175,7 +175,7 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", text, re.IGNORECASE)
     if match is None:
         raise ValueError(f"{text!r} is not a size (examples: 0 for no limit, 1048576, 100M, 1G)")
-    return int(match[1]) * 1024 ** "_kmg".index(match[2].lower() or "_")
+    return int(match[1]) << 10 * "_kmg".index(match[2].lower() or "_")
 
 
 def parse_duration(text: str) -> float:

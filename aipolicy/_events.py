@@ -130,6 +130,7 @@ class EventLog:
         max_bytes: int = 0,
         max_age: float = 0.0,
         clock: Callable[[], float] = time.time,
+        proxy_id: str = "",
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
@@ -144,11 +145,29 @@ class EventLog:
         self._retry_rotation_at = 0.0
         self._rotated = False  # this writer rotated the file, so its head is that of the file renamed away
         self._compressor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._proxy_id = proxy_id
         if path:
             self._fd = self._open(path)
+            self._start()
             for leftover in rotated_files(path):  # rotated by a writer that stopped before compressing
                 if not leftover.endswith(".gz"):
                     self._compress(leftover)
+
+    def _start(self) -> None:
+        """Find the head of the chain now rather than on the first event (it may mean reading a rotated file)."""
+        assert self._fd is not None
+        try:
+            self._lock_file()
+            try:
+                data = self._resync(os.fstat(self._fd).st_size)
+                self._write_all(data)  # a torn last line is recorded at once
+                self._size += len(data)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError as error:
+            os.close(self._fd)
+            self._fd = None
+            raise EventLogError(f"cannot continue event log {self.path!r}: {error.strerror or error}") from None
 
     def write(self, event: dict[str, Any]) -> None:
         body = json.dumps(event, ensure_ascii=True, separators=(",", ":"), default=str)
@@ -232,6 +251,7 @@ class EventLog:
             "the previous line was cut short (its writer stopped in the middle of it); the chain continues here",
             torn_bytes=len(tail.torn),
             torn_sha256=line_hash(tail.torn),
+            proxy_id=self._proxy_id,
         )
         return b"\n" + self._link(json.dumps(resumed, ensure_ascii=True, separators=(",", ":")))
 

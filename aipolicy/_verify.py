@@ -278,7 +278,9 @@ class _Verifier:
                 line.file,
                 line.number,
                 f"{missing} line{'s are' if missing > 1 else ' is'} missing {where}: chain numbers "
-                f"{expected.seq}–{seq - 1}" if missing > 1 else f"1 line is missing {where}: chain number {expected.seq}",
+                f"{expected.seq}–{seq - 1}"
+                if missing > 1
+                else f"1 line is missing {where}: chain number {expected.seq}",
             )
         return ChainBreak(
             "reordered",

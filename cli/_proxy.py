@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -37,6 +38,8 @@ def mitmdump_command(
     block_page: bool,
     proxy_id: str,
     extra: tuple[str, ...],
+    log_max_size: str = "0",
+    log_max_age: str = "0",
 ) -> list[str]:
     command = [
         find_mitmdump(),
@@ -51,9 +54,26 @@ def mitmdump_command(
     ]  # fmt: skip
     if proxy_id:
         command += ["--set", f"aipolicy_proxy_id={proxy_id}"]
+    if log_max_size != "0":
+        command += ["--set", f"aipolicy_log_max_size={log_max_size}"]
+    if log_max_age != "0":
+        command += ["--set", f"aipolicy_log_max_age={log_max_age}"]
     if confdir:
         command += ["--set", f"confdir={confdir}"]
     return command + list(extra)
+
+
+def _check(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, str], str]:
+    """A click callback that rejects a value ``parse`` does not take (the value is passed on as given)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        return value
+
+    return callback
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -86,6 +106,20 @@ def mitmdump_command(
     help="For blocked HTTPS sites, decrypt and show the block page instead of refusing the CONNECT (clients must trust the CA).",
 )
 @click.option("--proxy-id", default="", help="This proxy's name in events (default: the host name).")
+@click.option(
+    "--log-max-size",
+    default="0",
+    callback=_check(aipolicy.parse_size),
+    metavar="SIZE",
+    help="Rotate the event log before it grows past SIZE (100M, 1G); rotated files are gzip-compressed. 0: never.",
+)
+@click.option(
+    "--log-max-age",
+    default="0",
+    callback=_check(aipolicy.parse_duration),
+    metavar="AGE",
+    help="Rotate the event log once its first line is older than AGE (24h, 7d). 0: never.",
+)
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     policy_path: str | None,
@@ -95,6 +129,8 @@ def proxy(
     confdir: str | None,
     block_page: bool,
     proxy_id: str,
+    log_max_size: str,
+    log_max_age: str,
     mitmdump_args: tuple[str, ...],
 ) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
@@ -106,7 +142,8 @@ def proxy(
     Example:
         aipolicy proxy
         aipolicy proxy --policy /etc/aipolicy/policy.yaml --host 0.0.0.0 --port 3128 \\
-            --log /var/log/aipolicy/events.jsonl -- --set proxyauth=@/etc/aipolicy/htpasswd
+            --log /var/log/aipolicy/events.jsonl --log-max-size 100M --log-max-age 1d \\
+            -- --set proxyauth=@/etc/aipolicy/htpasswd
     """
     path = os.path.abspath(policy_path) if policy_path else str(aipolicy.default_policy())
     try:
@@ -116,7 +153,9 @@ def proxy(
     if mitmdump_args and mitmdump_args[0] == "--":
         mitmdump_args = mitmdump_args[1:]
     log = log_path if log_path == "-" else os.path.abspath(log_path)
-    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, mitmdump_args)
+    command = mitmdump_command(
+        path, host, port, log, confdir, block_page, proxy_id, mitmdump_args, log_max_size, log_max_age
+    )
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
     stderr.print(
         f"[bold]aipolicy[/] enforcing [cyan]{escape(path)}[/] (policy {loaded.hash}, {len(loaded.rules)} rules, default {loaded.default})\n"

@@ -346,13 +346,16 @@ def test_separate_logs_are_separate_chains(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "size"), [("0", 0), ("4096", 4096), ("100K", 102400), ("100M", 100 << 20), ("1GiB", 1 << 30), ("2mb", 2 << 20)]
+    ("text", "size"),
+    [("0", 0), ("4096", 4096), ("100K", 102400), ("100M", 100 << 20), ("1GiB", 1 << 30), ("2mb", 2 << 20)],
 )
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("90", 90), ("90s", 90), ("30m", 1800), ("24h", 86400), ("7d", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0", 0), ("90", 90), ("90s", 90), ("30m", 1800), ("24h", 86400), ("7d", 604800)]
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
