@@ -48,7 +48,9 @@ def sample_event() -> dict[str, object]:
     facts = RequestFacts(
         hosts=("chat.deepseek.com",), path="/api/v0/chat/completion", method="POST", client_ip="10.1.2.3"
     )
-    return decision_event(decision, facts, stage="request", user_agent="Mozilla/5.0 (X11; Linux x86_64)", proxy_id="gw-1")
+    return decision_event(
+        decision, facts, stage="request", user_agent="Mozilla/5.0 (X11; Linux x86_64)", proxy_id="gw-1"
+    )
 
 
 def plain(path: str, events: list[dict[str, object]]) -> None:

@@ -67,7 +67,9 @@ def verify(log_patterns: tuple[str, ...], allow_partial_start: bool, as_json: bo
 def _print(report: ChainReport) -> None:
     files = len(report.files)
     extent = f"{report.lines:,} line{'' if report.lines == 1 else 's'} in {files} file{'' if files == 1 else 's'}"
-    if report.first_seq is not None:
+    if report.problem is not None:
+        extent = f"{report.lines:,} line{'' if report.lines == 1 else 's'} checked before the problem"
+    elif report.first_seq is not None:
         extent += f" (chain numbers {report.first_seq}–{report.last_seq})"
     colour = {"intact": "green", "torn": "yellow", "tampered": "red"}[report.status]
     stdout.print(f"[bold]{safe(report.log)}[/]: [{colour}]{report.status}[/] — {extent}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,39 @@ def test_hostile_file_names_are_escaped(tmp_path: Path) -> None:
     write_log(tmp_path / "[red]x[blink].jsonl", 2)
     code, out, _ = run("--log", str(tmp_path / "*.jsonl"))
     assert code == 0 and "[red]x[blink].jsonl: intact" in out
+
+
+# --- aipolicy proxy --log-max-size / --log-max-age ---------------------------------------------
+
+
+@pytest.fixture
+def no_exec(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record instead of replacing this process with mitmdump."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda program, args: calls.append([program, *args]))
+    return calls
+
+
+def test_proxy_passes_the_rotation_options(no_exec: list[list[str]], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["proxy", "--log", str(tmp_path / "e.jsonl"), "--log-max-size", "100M", "--log-max-age", "1d"]
+    )
+    assert result.exit_code == 0, result.output
+    [command] = no_exec
+    assert "aipolicy_log_max_size=100M" in command and "aipolicy_log_max_age=1d" in command
+
+
+def test_proxy_without_rotation_sets_no_rotation_option(no_exec: list[list[str]], tmp_path: Path) -> None:
+    assert CliRunner().invoke(main, ["proxy", "--log", str(tmp_path / "e.jsonl")]).exit_code == 0
+    assert not [part for part in no_exec[0] if "aipolicy_log_max" in part]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--log-max-size", "ten", "'ten' is not a size"), ("--log-max-age", "1y", "'1y' is not a duration")],
+)
+def test_proxy_rejects_a_bad_rotation_option(no_exec: list[list[str]], option: str, value: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["proxy", option, value])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert no_exec == []

@@ -135,3 +135,13 @@ def test_kill_9_while_logging_leaves_at_most_the_last_line_torn(
     resumed = [json.loads(line) for line in lines if b'"log_resumed"' in line]
     assert len(resumed) == 1 and resumed[0]["proxy"] == "test-proxy"
     assert summary_total(proxy.log) == log["lines"] - 1  # every chained line a decision but the log_resumed one
+
+
+def test_bad_rotation_option_is_reported_by_mitmdump(tmp_path: Path) -> None:
+    policy = copy_fixture_policy(tmp_path)
+    proxy = start_proxy(tmp_path, policy, extra=["--set", "aipolicy_log_max_size=ten"])
+    try:
+        expected = "aipolicy_log_max_size / aipolicy_log_max_age: 'ten' is not a size"
+        assert wait_until(lambda: expected in proxy.stderr_text(), timeout=20), proxy.stderr_text()
+    finally:
+        proxy.stop()
