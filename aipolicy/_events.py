@@ -143,7 +143,7 @@ class EventLog:
         self._size = -1  # the file's size after our last write; -1 when it must be read again
         self._started: float | None = None  # when the current file got its first line
         self._retry_rotation_at = 0.0
-        self._rotated = False  # this writer rotated the file, so its head is that of the file renamed away
+        self._rotated = False  # the head is where the file just left ends: trust it if the new file is empty
         self._compressor: concurrent.futures.ThreadPoolExecutor | None = None
         self._proxy_id = proxy_id
         if path:
@@ -224,6 +224,7 @@ class EventLog:
                 if status.st_size != self._size:  # renamed away by another writer or logrotate
                     self._resync(status.st_size)
                 self._reopen()
+                self._rotated = True  # the head is where the file left behind ends (even if it was deleted)
                 continue
             prefix = self._resync(status.st_size) if status.st_size != self._size else b""
             if not prefix and self._rotation_due(status.st_size, length):

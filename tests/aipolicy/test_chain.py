@@ -198,6 +198,16 @@ def test_a_leftover_plain_rotated_file_is_compressed_on_start(rotated: list[Path
     assert verify(rotated[-1]).status == "intact"
 
 
+def test_current_file_deleted_under_a_running_writer(rotated: list[Path]) -> None:
+    current = rotated[-1]
+    log = EventLog(str(current), max_bytes=1400)
+    log.write(event(20))
+    current.unlink()
+    log.write(event(21))  # into a new file, linked to the deleted one's last line
+    log.close()
+    assert problem_of(verify(current)) == ("deleted", current.name, 1)
+
+
 # --- tampering, within a file and across a rotation boundary -------------------------------
 
 
