@@ -6,6 +6,8 @@ import datetime
 import gzip
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -173,6 +175,25 @@ def test_two_writers_sharing_one_rotating_file_keep_one_chain(tmp_path: Path) ->
     records = [json.loads(line) for f in report.files for line in read_lines(Path(f))]
     for index in range(2):
         assert [r["n"] for r in records if r["writer"] == index] == list(range(150))
+
+
+def test_two_processes_sharing_one_rotating_file_keep_one_chain(tmp_path: Path) -> None:
+    path = tmp_path / "shared.jsonl"
+    code = (
+        "import sys\nfrom aipolicy import EventLog\n"
+        "log = EventLog(sys.argv[1], max_bytes=4096)\n"
+        "for n in range(200):\n    log.write({'writer': sys.argv[2], 'n': n, 'pad': 'x' * 150})\n"
+        "log.close()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), str(index)], cwd=root) for index in range(2)]
+    assert [writer.wait(60) for writer in writers] == [0, 0]
+    report = verify(path)
+    assert report.problem is None, str(report.problem)
+    assert (report.status, report.lines) == ("intact", 400)
+    records = [json.loads(line) for f in report.files for line in read_lines(Path(f))]
+    for index in "01":
+        assert [r["n"] for r in records if r["writer"] == index] == list(range(200))
 
 
 def test_rotation_by_age(tmp_path: Path) -> None:
