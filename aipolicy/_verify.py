@@ -277,8 +277,7 @@ class _Verifier:
                 "deleted",
                 line.file,
                 line.number,
-                f"{missing} line{'s are' if missing > 1 else ' is'} missing {where}: chain numbers "
-                f"{expected.seq}–{seq - 1}"
+                f"{missing} lines are missing {where}: chain numbers {expected.seq}–{seq - 1}"
                 if missing > 1
                 else f"1 line is missing {where}: chain number {expected.seq}",
             )
