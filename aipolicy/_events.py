@@ -143,7 +143,7 @@ class EventLog:
         self._size = -1  # the file's size after our last write; -1 when it must be read again
         self._started: float | None = None  # when the current file got its first line
         self._retry_rotation_at = 0.0
-        self._rotated = False  # the head is where the file just left ends: trust it if the new file is empty
+        self._rotated = False  # this writer rotated the file, so its head is where the rotated file ends
         self._compressor: concurrent.futures.ThreadPoolExecutor | None = None
         self._proxy_id = proxy_id
         if path:
@@ -224,7 +224,6 @@ class EventLog:
                 if status.st_size != self._size:  # renamed away by another writer or logrotate
                     self._resync(status.st_size)
                 self._reopen()
-                self._rotated = True  # the head is where the file left behind ends (even if it was deleted)
                 continue
             prefix = self._resync(status.st_size) if status.st_size != self._size else b""
             if not prefix and self._rotation_due(status.st_size, length):
@@ -239,11 +238,14 @@ class EventLog:
         tail = read_tail(self._fd, size)
         if tail.last is not None:
             self._head = head_after(tail.last)
-        elif not self._rotated:  # a new file this writer did not start: the chain ends in the newest rotated one
+        elif not self._rotated:
+            # A new file this writer did not start. The chain ends in the newest rotated file, unless this
+            # writer's own head is further on (the file it wrote to was deleted: the gap must show).
             rotated = rotated_files(self.path)
             last = last_line_of(rotated[-1]) if rotated else None
-            if last is not None:
-                self._head = head_after(last)
+            newest = head_after(last) if last is not None else None
+            if newest is not None and (self._head is None or newest.seq >= self._head.seq):
+                self._head = newest
         self._size, self._rotated = size, False
         if not tail.torn:
             return b""

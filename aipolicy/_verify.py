@@ -16,8 +16,8 @@ put in order and read as one chain. Reading stops at the first problem:
 
 A line cut short by a crash, which the writer recorded (``log_resumed``) when it
 started again, is reported but is not a problem. The chain cannot show lines
-removed from the end of the newest file: record the head (``head``) elsewhere to
-catch that.
+removed from the end of the newest file, nor a chain rewritten with new hashes:
+keep the head (``head_ref``, ``SEQ:HASH``) elsewhere and give it to a later verify.
 """
 
 from __future__ import annotations
@@ -76,6 +76,11 @@ class ChainReport:
     problem: ChainBreak | None = None
 
     @property
+    def head_ref(self) -> str:
+        """``SEQ:HASH`` of the newest line: keep it elsewhere and give it to a later verify (``--head``)."""
+        return f"{self.last_seq}:{self.head}" if self.last_seq is not None else ""
+
+    @property
     def status(self) -> str:
         if self.problem is not None:
             return "tampered"
@@ -91,7 +96,7 @@ class ChainReport:
             "lines": self.lines,
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
-            "head": self.head,
+            "head": self.head_ref or None,
             "unchained": self.unchained,
             "partial_start": self.partial_start,
             "torn": [vars(torn) for torn in self.torn],
@@ -131,9 +136,30 @@ def _order(path: str) -> tuple[int, str, tuple[int, int, str]]:
     return 1 if rotation_key(path)[2][0] == 1 else 0, "", rotation_key(path)[2]
 
 
-def verify_logs(patterns: Iterable[str], *, allow_partial_start: bool = False) -> list[ChainReport]:
-    """Verify every log among ``patterns`` (files and globs). Raises EventLogError for a file that cannot be read."""
-    return [verify_chain(log, files, allow_partial_start=allow_partial_start) for log, files in chains(patterns)]
+def verify_logs(
+    patterns: Iterable[str], *, allow_partial_start: bool = False, head: str | None = None
+) -> list[ChainReport]:
+    """Verify every log among ``patterns`` (files and globs). Raises EventLogError for a file that cannot be read.
+
+    ``head``: a ``SEQ:HASH`` that an earlier verify printed (``ChainReport.head_ref``) and that
+    was kept elsewhere: that line must still be in the (single) log, unchanged. ValueError if
+    it is malformed or more than one log is given.
+    """
+    anchor = parse_head(head) if head is not None else None
+    found = chains(patterns)
+    if anchor is not None and len(found) != 1:
+        raise ValueError(f"a head belongs to one log, and {len(found)} logs were given")
+    return [verify_chain(log, files, allow_partial_start=allow_partial_start, anchor=anchor) for log, files in found]
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as (seq, hash)."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise ValueError(
+            f"{text!r} is not a head: expected SEQ:HASH as printed by verify (e.g. 1203:3fa2…, 64 hex digits)"
+        )
+    return int(seq), digest
 
 
 def _read(files: list[str]) -> Iterator[_Line]:
@@ -172,8 +198,10 @@ def _linked(data: dict[str, Any]) -> bool:
 
 
 class _Verifier:
-    def __init__(self, report: ChainReport, allow_partial_start: bool) -> None:
+    def __init__(self, report: ChainReport, allow_partial_start: bool, anchor: tuple[int, str] | None) -> None:
         self.report = report
+        self.anchor = anchor
+        self.anchor_seen = False
         self.allow_partial_start = allow_partial_start
         self.head: Head | None = None
         self.where: tuple[str, int] | None = None  # the last line of the chain so far
@@ -188,6 +216,19 @@ class _Verifier:
                 return
         if self.pending is not None:
             self.report.problem = _unreadable(self.pending)
+        elif self.anchor is not None and not self.anchor_seen:
+            self.report.problem = self._anchor_missing()
+
+    def _anchor_missing(self) -> ChainBreak:
+        assert self.anchor is not None
+        seq, digest = self.anchor
+        file, number = self.where or (self.report.files[-1], 0)
+        last = self.report.last_seq
+        if last is not None and seq > last:
+            removed = f"{seq - last} line{'s' if seq - last > 1 else ''} or more removed from the end"
+            message = f"the log ends at chain number {last}, but head {seq}:{digest[:12]}… was recorded: {removed}"
+            return ChainBreak("deleted", file, number + 1, message)
+        return ChainBreak("deleted", file, number, f"head {seq}:{digest[:12]}… is not in the log (before its start)")
 
     def step(self, line: _Line, rest: Iterator[_Line]) -> ChainBreak | None:
         if not line.terminated:
@@ -215,6 +256,16 @@ class _Verifier:
         problem = self._check_link(line, data, rest)
         if problem is None:
             self._advance(line, data)
+            if self.anchor is not None and data["seq"] == self.anchor[0]:
+                self.anchor_seen = True
+                if self.report.head != self.anchor[1]:
+                    return ChainBreak(
+                        "edited",
+                        line.file,
+                        line.number,
+                        f"this is not the line recorded as head {self.anchor[0]}:{self.anchor[1][:12]}…: "
+                        "the log was rewritten from this line or before it",
+                    )
         return problem
 
     def _acknowledges(self, data: dict[str, Any], torn: _Line) -> bool:
@@ -295,11 +346,13 @@ def _unreadable(line: _Line) -> ChainBreak:
     return ChainBreak(kind, line.file, line.number, f"the line is not a JSON event: it was {what}")
 
 
-def verify_chain(log: str, files: list[str], *, allow_partial_start: bool = False) -> ChainReport:
-    """Verify one log's files, given oldest first."""
+def verify_chain(
+    log: str, files: list[str], *, allow_partial_start: bool = False, anchor: tuple[int, str] | None = None
+) -> ChainReport:
+    """Verify one log's files, given oldest first; ``anchor`` is a (seq, hash) the log must still hold."""
     report = ChainReport(log, list(files))
     try:
-        _Verifier(report, allow_partial_start).run(_read(files))
+        _Verifier(report, allow_partial_start, anchor).run(_read(files))
     except _CorruptGzip as corrupt:
         report.problem = ChainBreak(
             "truncated", corrupt.file, corrupt.line, "the compressed file is cut short or corrupt from this line on"

@@ -31,8 +31,14 @@ def log() -> None:
     is_flag=True,
     help="Accept a chain whose first lines are gone (older rotated files removed on purpose).",
 )
+@click.option(
+    "--head",
+    metavar="SEQ:HASH",
+    help="A head printed by an earlier verify and kept elsewhere: fail if that line is gone or changed "
+    "(lines removed from the end, or a rewritten chain). One log only.",
+)
 @json_option
-def verify(log_patterns: tuple[str, ...], allow_partial_start: bool, as_json: bool) -> None:
+def verify(log_patterns: tuple[str, ...], allow_partial_start: bool, head: str | None, as_json: bool) -> None:
     """Check the hash chain of event logs: every line there, unchanged, in order.
 
     Give the current log and its rotated files (a quoted glob takes them all,
@@ -48,9 +54,12 @@ def verify(log_patterns: tuple[str, ...], allow_partial_start: bool, as_json: bo
     Example:
         aipolicy log verify --log 'aipolicy-events.jsonl*'
         aipolicy log verify --log '/var/log/aipolicy/*.jsonl*' --json
+        aipolicy log verify --log 'events.jsonl*' --head 48212:da5e1137…(64 hex digits)
     """
     try:
-        reports = verify_logs(log_patterns, allow_partial_start=allow_partial_start)
+        reports = verify_logs(log_patterns, allow_partial_start=allow_partial_start, head=head)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--head") from None
     except EventLogError as error:
         ctx = click.get_current_context()
         default = ctx.get_parameter_source("log_patterns") == ParameterSource.DEFAULT
@@ -83,5 +92,5 @@ def _print(report: ChainReport) -> None:
         stdout.print(f"  {report.unchained:,} earlier lines were written before the chain began (not protected)")
     if report.partial_start:
         stdout.print("  the start of the chain is missing (allowed by --allow-partial-start)")
-    if report.status != "tampered":
-        stdout.print(f"  head {report.head} (record it elsewhere: lines removed from the end show only against it)")
+    if report.status != "tampered" and report.head_ref:
+        stdout.print(f"  head {report.head_ref} (keep it elsewhere; --head checks a later log against it)")
