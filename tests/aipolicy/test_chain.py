@@ -396,3 +396,52 @@ def test_bad_size_and_duration() -> None:
         parse_size("ten")
     with pytest.raises(ValueError, match=r"'1y' is not a duration"):
         parse_duration("1y")
+
+
+# --- a head kept elsewhere -----------------------------------------------------------------------
+
+
+def rewrite_chain(lines: list[bytes], start: int) -> list[bytes]:
+    """What someone who knows the format can do: recompute every link from line ``start`` on."""
+    out = list(lines)
+    for index in range(max(start, 1), len(out)):
+        record = json.loads(out[index])
+        record["prev"] = line_hash(out[index - 1].rstrip(b"\n"))
+        body = json.dumps({k: v for k, v in record.items() if k not in ("seq", "prev")}, separators=(",", ":"))
+        out[index] = (body[:-1] + f',"seq":{record["seq"]},"prev":"{record["prev"]}"}}\n').encode()
+    return out
+
+
+def test_head_catches_lines_removed_from_the_end(tmp_path: Path) -> None:
+    [path] = write_log(tmp_path / "events.jsonl", 6)
+    head = verify(path).head_ref
+    assert head.startswith("5:")
+    write_log(path, 2)
+    [report] = verify_logs([str(path)], head=head)
+    assert report.status == "intact"
+    write_lines(path, read_lines(path)[:4])
+    assert verify(path).status == "intact"  # the chain alone cannot tell
+    [report] = verify_logs([str(path)], head=head)
+    assert problem_of(report) == ("deleted", "events.jsonl", 5)
+    assert report.problem is not None and "ends at chain number 3" in report.problem.message
+
+
+def test_head_catches_a_rewritten_chain(tmp_path: Path) -> None:
+    [path] = write_log(tmp_path / "events.jsonl", 6)
+    head = verify(path).head_ref
+    lines = read_lines(path)
+    lines[2] = lines[2].replace(b'"action":"block"', b'"action":"allow"')
+    write_lines(path, rewrite_chain(lines, 3))
+    assert verify(path).status == "intact"  # recomputed links hide the edit from the chain alone
+    [report] = verify_logs([str(path)], head=head)
+    assert problem_of(report) == ("edited", "events.jsonl", 6)
+    assert report.problem is not None and "rewritten" in report.problem.message
+
+
+def test_bad_head(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.jsonl", 1)
+    write_log(tmp_path / "b.jsonl", 1)
+    with pytest.raises(ValueError, match=r"'12:abc' is not a head: expected SEQ:HASH"):
+        verify_logs([str(tmp_path / "a.jsonl")], head="12:abc")
+    with pytest.raises(ValueError, match=r"a head belongs to one log, and 2 logs were given"):
+        verify_logs([str(tmp_path / "*.jsonl")], head="0:" + "0" * 64)

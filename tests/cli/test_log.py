@@ -134,3 +134,15 @@ def test_proxy_rejects_a_bad_rotation_option(no_exec: list[list[str]], option: s
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert no_exec == []
+
+
+def test_head_option(files: list[Path]) -> None:
+    code, out, _ = run("--log", f"{files[-1]}*", "--json")
+    head = json.loads(out)["logs"][0]["head"]
+    assert head.startswith("19:")
+    assert run("--log", f"{files[-1]}*", "--head", head)[0] == 0
+    write_lines(files[-1], read_lines(files[-1])[:-1])
+    code, out, _ = run("--log", f"{files[-1]}*", "--head", head)
+    assert code == 3 and "removed from the end" in out
+    code, _, err = run("--log", f"{files[-1]}*", "--head", "nonsense")
+    assert code == 2 and "'nonsense' is not a head" in err
