@@ -132,7 +132,11 @@ def compress(path: str) -> None:
     directory, name = os.path.split(path)
     temporary = os.path.join(directory, f".{name}.gz.{os.getpid()}.tmp")  # hidden: globs do not match it
     try:
-        with open(path, "rb") as source, open(temporary, "wb") as target:
+        mode = os.stat(path).st_mode & 0o777  # the log's own permissions: it names users
+        with (
+            open(path, "rb") as source,
+            open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as target,
+        ):
             with gzip.GzipFile(filename=name, mode="wb", fileobj=target, mtime=0) as zipped:
                 shutil.copyfileobj(source, zipped, 1 << 20)
             target.flush()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -184,6 +185,18 @@ def _read(files: list[str]) -> Iterator[_Line]:
             raw.close()
 
 
+# The links as the writer lays them out, at the end of the line: read without parsing the JSON (the
+# hash chain, not the JSON, is what shows an edit). Other lines are parsed.
+_LINKS = re.compile(rb',"seq":(0|[1-9][0-9]{0,18}),"prev":"([0-9a-f]{64})"\}\Z')
+
+
+def _links(raw: bytes) -> dict[str, Any] | None:
+    match = _LINKS.search(raw, max(len(raw) - 110, 0))
+    if match is None or not raw.startswith(b"{"):
+        return _parse(raw)
+    return {"seq": int(match[1]), "prev": match[2].decode("ascii")}
+
+
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
@@ -238,7 +251,7 @@ class _Verifier:
             return ChainBreak("truncated", line.file, line.number, "the line was cut short (it has no line end)")
         if len(line.raw) > MAX_LINE_BYTES:
             return ChainBreak("edited", line.file, line.number, f"the line is longer than {MAX_LINE_BYTES} bytes")
-        data = _parse(line.raw)
+        data = _links(line.raw) if self.pending is None else _parse(line.raw)
         if self.pending is not None:
             if data is None or not self._acknowledges(data, self.pending):
                 return _unreadable(self.pending)

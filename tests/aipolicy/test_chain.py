@@ -81,6 +81,7 @@ def test_lines_carry_seq_and_the_hash_of_the_line_before(tmp_path: Path) -> None
 def test_rotation_compresses_and_the_chain_runs_across_files(rotated: list[Path]) -> None:
     assert [f.suffix for f in rotated[:-1]] == [".gz"] * (len(rotated) - 1)
     assert all(f.stat().st_size <= 1400 for f in rotated)
+    assert {f.stat().st_mode & 0o777 for f in rotated} == {0o640}  # they name users: not world-readable
     numbers = [json.loads(line)["n"] for f in rotated for line in read_lines(f)]
     assert numbers == list(range(20))  # nothing lost or repeated
     first_of_second = json.loads(read_lines(rotated[1])[0])
