@@ -142,6 +142,16 @@ def test_restart_after_a_torn_line_records_it_and_the_chain_goes_on(tmp_path: Pa
     assert reader.skipped.counts == {"not-json": 1}
 
 
+def test_torn_first_line_of_a_new_file_links_on_from_the_rotated_file(rotated: list[Path]) -> None:
+    current = rotated[-1]
+    os.rename(current, f"{current}-29991231235959999")  # stopped right after a rotation …
+    current.write_bytes(b'{"v":1,"ts":"2026-')  # … in the middle of the new file's first line
+    write_log(current, 1)
+    report = verify(current)
+    assert (report.status, report.last_seq) == ("intact", 21)  # 20 events, log_resumed, 1 event
+    assert [(Path(t.file).name, t.line, t.acknowledged) for t in report.torn] == [(current.name, 1, True)]
+
+
 def test_a_log_begun_without_the_chain_is_continued(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text('{"old":1}\n{"old":2}\n', encoding="ascii")

@@ -110,10 +110,11 @@ def test_kill_9_while_logging_leaves_at_most_the_last_line_torn(
         last = len(proxy.log.read_bytes().split(b"\n"))
         assert (torn.file, torn.line, torn.acknowledged) == (str(proxy.log), last, False)
     else:
-        # A write of one line is rarely cut by a kill; cut the newest line as a power loss would,
-        # so that the restart below always has a torn line to deal with.
-        data = proxy.log.read_bytes()
-        proxy.log.write_bytes(data[:-40])
+        # A write of one line is rarely cut by a kill; leave part of a line as a power loss would,
+        # so that the restart below always has a torn line to deal with. (Appended rather than cut
+        # from the last line: the kill may have come right after a rotation, with the file empty.)
+        with proxy.log.open("ab") as file:
+            file.write(b'{"v":1,"id":"0123456789abcdef0123456789abcdef","ts":"2026-11-30T')
         assert verify_logs([f"{proxy.log}*"])[0].status == "torn"
     lines_before = report.lines
 
