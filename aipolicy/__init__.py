@@ -21,6 +21,7 @@ from ._bundle import (
     write_key_file,
 )
 from ._catalog import App, Catalog, Vendor, load_catalog
+from ._chain import parse_log_age, parse_log_size
 from ._controls import (
     Acknowledgements,
     QuotaSettings,
@@ -61,6 +62,7 @@ from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
 from ._sources import ParsedSource, SourceError, SourceLine, detect_format, parse_source, read_source
 from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
 from ._targets import Target, parse_target
+from ._verify import ChainBreak, ChainReport, verify_logs
 
 __version__ = "0.1.0"
 
@@ -73,6 +75,8 @@ __all__ = [
     "BundleError",
     "CLI_RULE",
     "Catalog",
+    "ChainBreak",
+    "ChainReport",
     "Decision",
     "EditError",
     "EditResult",
@@ -141,6 +145,8 @@ __all__ = [
     "normalise_host",
     "normalise_path",
     "parse_duration",
+    "parse_log_age",
+    "parse_log_size",
     "parse_edit_target",
     "parse_size",
     "parse_source",
@@ -162,6 +168,7 @@ __all__ = [
     "template",
     "unpack_bundle",
     "verify_bundle",
+    "verify_logs",
     "wants_html",
     "warn_page",
     "write_atomically",

@@ -285,7 +285,8 @@ def expand(patterns: Iterable[str]) -> list[tuple[str, bool]]:
             matched = [p for p in glob.glob(os.path.expanduser(pattern)) if not os.path.isdir(p)]
             if not matched:
                 raise EventLogError(f"no event log matches {pattern!r}")
-            found = [(p, False) for p in sorted(matched, key=rotation_key)]
+            compressed = set(matched)  # a rotated file caught between its compression and removal: read the .gz
+            found = [(p, False) for p in sorted(matched, key=rotation_key) if p + ".gz" not in compressed]
         else:
             path = os.path.expanduser(pattern)
             if not os.path.exists(path):
@@ -341,6 +342,8 @@ class EventReader:
             yield from self.read_file(path)
 
     def read_file(self, path: str) -> Iterator[LogEvent]:
+        if path not in self.literal and not os.path.exists(path) and os.path.exists(path + ".gz"):
+            path += ".gz"  # compressed since the glob was expanded
         stream, raw = _open_log(path)
         parse, progress = self._parser.parse, self.progress
         reported = 0

@@ -13,6 +13,7 @@ from ._catalog import catalog
 from ._edit import init, rule  # also adds policy show/block/allow/monitor/unblock and catalog search
 from ._exception import exception
 from ._keys import keys
+from ._log import log
 from ._pac import pac
 from ._policy import policy
 from ._proxy import proxy
@@ -42,3 +43,4 @@ main.add_command(exception)
 main.add_command(init)
 main.add_command(pac)
 main.add_command(ca)
+main.add_command(log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -39,6 +40,8 @@ def mitmdump_command(
     block_page: bool,
     proxy_id: str,
     extra: tuple[str, ...],
+    log_max_size: str = "0",
+    log_max_age: str = "0",
 ) -> list[str]:
     command = [
         find_mitmdump(),
@@ -54,9 +57,26 @@ def mitmdump_command(
     ]  # fmt: skip
     if proxy_id:
         command += ["--set", f"aipolicy_proxy_id={proxy_id}"]
+    if log_max_size != "0":
+        command += ["--set", f"aipolicy_log_max_size={log_max_size}"]
+    if log_max_age != "0":
+        command += ["--set", f"aipolicy_log_max_age={log_max_age}"]
     if confdir:
         command += ["--set", f"confdir={confdir}"]
     return command + list(extra)
+
+
+def _check(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, str], str]:
+    """A click callback that rejects a value ``parse`` does not take (the value is passed on as given)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        return value
+
+    return callback
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -102,6 +122,20 @@ def mitmdump_command(
     is_flag=True,
     help="Listen with SO_REUSEPORT, so that several aipolicy proxy processes (e.g. systemd aipolicy@N units) share the port.",
 )
+@click.option(
+    "--log-max-size",
+    default="0",
+    callback=_check(aipolicy.parse_log_size),
+    metavar="SIZE",
+    help="Rotate the event log before it grows past SIZE (100M, 1G); rotated files are gzip-compressed. 0: never.",
+)
+@click.option(
+    "--log-max-age",
+    default="0",
+    callback=_check(aipolicy.parse_log_age),
+    metavar="AGE",
+    help="Rotate the event log once its first line is older than AGE (24h, 7d). 0: never.",
+)
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     policy_path: str | None,
@@ -116,6 +150,8 @@ def proxy(
     policy_refresh: float,
     workers: int,
     reuse_port: bool,
+    log_max_size: str,
+    log_max_age: str,
     mitmdump_args: tuple[str, ...],
 ) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
@@ -127,7 +163,8 @@ def proxy(
     Example:
         aipolicy proxy
         aipolicy proxy --policy /etc/aipolicy/policy.yaml --host 0.0.0.0 --port 3128 \\
-            --log /var/log/aipolicy/events.jsonl -- --set proxyauth=@/etc/aipolicy/htpasswd
+            --log /var/log/aipolicy/events.jsonl --log-max-size 100M --log-max-age 1d \\
+            -- --set proxyauth=@/etc/aipolicy/htpasswd
         aipolicy proxy --policy-url https://policy.example.org/policy-bundle.json \\
             --policy-pubkey /etc/aipolicy/aipolicy-signing.pub
         aipolicy proxy --workers 4 --host 0.0.0.0 --port 3128
@@ -141,7 +178,8 @@ def proxy(
         mitmdump_args = mitmdump_args[1:]
     log = log_path if log_path == "-" else os.path.abspath(log_path)
     feed = feed_arguments(policy_url, policy_pubkey, policy_refresh)
-    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, feed + mitmdump_args)
+    rotation = (log_max_size, log_max_age)
+    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, feed + mitmdump_args, *rotation)
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
     stderr.print(
         f"[bold]aipolicy[/] enforcing [cyan]{escape(path)}[/] (policy {loaded.hash}, {len(loaded.rules)} rules, default {loaded.default})\n"
@@ -155,7 +193,9 @@ def proxy(
         base = proxy_id or aipolicy.default_proxy_id()
         commands = [
             reuse_port_command(
-                mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", feed + mitmdump_args)
+                mitmdump_command(
+                    path, host, port, log, confdir, block_page, f"{base}-w{n}", feed + mitmdump_args, *rotation
+                )
             )
             for n in range(1, workers + 1)
         ]

@@ -131,18 +131,20 @@ def _parse_time_option(ctx: click.Context, param: click.Parameter, value: str | 
         raise click.BadParameter(str(error)) from None
 
 
+log_option = click.option(
+    "--log",
+    "log_patterns",
+    multiple=True,
+    envvar="AIPOLICY_LOG",
+    type=click.Path(),
+    default=[DEFAULT_LOG],
+    metavar="FILE",
+    help="Event log to read; repeatable; globs (quoted) take rotated files, gzip or not "
+    "(default: $AIPOLICY_LOG, else aipolicy-events.jsonl).",
+)
+
 _SELECTION_OPTIONS = [
-    click.option(
-        "--log",
-        "log_patterns",
-        multiple=True,
-        envvar="AIPOLICY_LOG",
-        type=click.Path(),
-        default=[DEFAULT_LOG],
-        metavar="FILE",
-        help="Event log to read; repeatable; globs (quoted) take rotated files, gzip or not "
-        "(default: $AIPOLICY_LOG, else aipolicy-events.jsonl).",
-    ),
+    log_option,
     click.option(
         "--since",
         callback=_parse_time_option,

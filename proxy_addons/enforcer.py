@@ -66,6 +66,19 @@ class Enforcer:
             "Event log file (JSON Lines), appended to. '-' writes to standard output.",
         )
         loader.add_option(
+            "aipolicy_log_max_size",
+            str,
+            "0",
+            "Rotate the event log before it grows past this size (bytes, or 100K, 100M, 1G); 0: never. "
+            "Rotated files are renamed NAME-YYYYMMDDHHMMSSmmm (UTC) and gzip-compressed; the hash chain runs on.",
+        )
+        loader.add_option(
+            "aipolicy_log_max_age",
+            str,
+            "0",
+            "Rotate the event log once its first line is older than this (seconds, or 30m, 24h, 7d); 0: never.",
+        )
+        loader.add_option(
             "aipolicy_reload",
             str,
             "2",
@@ -88,13 +101,18 @@ class Enforcer:
             self._summary()
         if "aipolicy_log" in updated:
             target = ctx.options.aipolicy_log
+            max_bytes, max_age = self._rotation()
             try:
-                events = EventLog(None if target == "-" else target)
+                events = EventLog(
+                    None if target == "-" else target, max_bytes=max_bytes, max_age=max_age, proxy_id=self._proxy_id()
+                )
             except EventLogError as error:
                 raise exceptions.OptionsError(str(error)) from None
             if self.events:
                 self.events.close()
             self.events = events
+        elif updated & {"aipolicy_log_max_size", "aipolicy_log_max_age"} and self.events:
+            self.events.max_bytes, self.events.max_age = self._rotation()
         if "aipolicy_reload" in updated:
             try:
                 self.reload_interval = float(ctx.options.aipolicy_reload)
@@ -108,6 +126,16 @@ class Enforcer:
             # A block must never depend on reaching, or even resolving, the upstream.
             ctx.options.connection_strategy = "lazy"
         self.feed.configure(updated)
+
+    @staticmethod
+    def _rotation() -> tuple[int, float]:
+        """(max_bytes, max_age) of the event log, from the options."""
+        try:
+            return aipolicy.parse_log_size(ctx.options.aipolicy_log_max_size), aipolicy.parse_log_age(
+                ctx.options.aipolicy_log_max_age
+            )
+        except ValueError as error:
+            raise exceptions.OptionsError(f"aipolicy_log_max_size / aipolicy_log_max_age: {error}") from None
 
     def _policy_path(self) -> str:
         return self.feed.policy_file or ctx.options.aipolicy_policy or str(aipolicy.default_policy())

@@ -164,10 +164,11 @@ def test_event_log_appends_and_never_truncates(tmp_path: Path) -> None:
         log = EventLog(str(path))
         log.write({"n": number})
         log.close()
-    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == [
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [{k: v for k, v in line.items() if k != "prev"} for line in lines] == [
         {"old": True},
-        {"n": 0},
-        {"n": 1},
+        {"n": 0, "seq": 0},
+        {"n": 1, "seq": 1},
     ]
 
 
@@ -228,7 +229,7 @@ def test_event_log_close_is_idempotent(tmp_path: Path) -> None:
     log.write({"n": 1})
     log.close()
     log.close()
-    assert (tmp_path / "e.jsonl").read_text(encoding="ascii") == '{"n":1}\n'
+    assert (tmp_path / "e.jsonl").read_text(encoding="ascii") == '{"n":1,"seq":0,"prev":"%s"}\n' % ("0" * 64)
 
 
 # --- block page and JSON error --------------------------------------------------------------

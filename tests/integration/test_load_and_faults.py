@@ -13,6 +13,7 @@ import os
 import resource
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -162,6 +163,13 @@ def test_full_disk_blocks_ai_traffic_loudly_and_logging_resumes(
             json.loads(line)  # no half-written line was left by the failed writes
         paths = [json.loads(line)["path"] for line in lines if mark in line]
         assert paths == [f"/{mark}/after", f"/{mark}/resumed"]
+        verify = subprocess.run(
+            [sys.executable, "-c", "from cli import main; main()", "log", "verify", "--log", str(log)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr  # the failed writes left the chain whole
     finally:
         proxy.stop()
 
