@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -20,6 +21,9 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
 import aipolicy
 from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, RequestFacts
+
+from .admin import Admin
+from .sinks import Sinks
 
 logger = logging.getLogger("aipolicy")
 
@@ -46,6 +50,11 @@ class Enforcer:
         self.fingerprint: tuple[object, ...] = ()
         self.rejected: tuple[object, ...] = ()
         self.reload_interval = 2.0
+        self.metrics = aipolicy.Metrics()
+        self.log_ok = True  # the last event written reached the log
+        self.sinks = Sinks(self.metrics, self._system)
+        self.admin = Admin(self.metrics, lambda: aipolicy.health(self._hash(), self.log_ok and self.events is not None))
+        self.addons = [self.sinks, self.admin]  # mitmproxy loads and calls nested addons too
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")
@@ -83,7 +92,7 @@ class Enforcer:
                 raise exceptions.OptionsError(str(error)) from None
             if self.events:
                 self.events.close()
-            self.events = events
+            self.events, self.log_ok = events, True
         if "aipolicy_reload" in updated:
             try:
                 self.reload_interval = float(ctx.options.aipolicy_reload)
@@ -114,6 +123,7 @@ class Enforcer:
         policy = self.policy
         assert policy is not None
         actions = {a: sum(r.action == a for r in policy.rules) for a in ("block", "monitor", "allow")}
+        self.metrics.loaded(policy.hash, policy.path, len(policy.rules))
         logger.info(
             f"aipolicy: enforcing {policy.path} (policy {policy.hash}): {len(policy.rules)} rules "
             f"({actions['block']} block, {actions['monitor']} monitor, {actions['allow']} allow), "
@@ -176,6 +186,7 @@ class Enforcer:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error:
             return
+        self.metrics.requests.labels("connect").inc()
         state = self._state(flow.client_conn)
         try:
             facts = self._facts(
@@ -193,6 +204,7 @@ class Enforcer:
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         client = data.context.client
+        self.metrics.requests.labels("tls").inc()
         state = self._state(client)
         if state.pending:
             return  # already known to be blocked: decrypt to show the page
@@ -230,6 +242,7 @@ class Enforcer:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or flow.request.method == "CONNECT":
             return
+        self.metrics.requests.labels("request").inc()
         try:
             self._enforce_request(flow)
         except Exception as error:
@@ -320,7 +333,10 @@ class Enforcer:
     def _decide(self, facts: RequestFacts) -> Decision:
         if self.policy is None:
             raise RuntimeError("no policy loaded")
-        return self.decide(self.policy, facts)
+        start = time.perf_counter()
+        decision = self.decide(self.policy, facts)
+        self.metrics.decision(decision.action, decision.rule, time.perf_counter() - start)
+        return decision
 
     def _facts(
         self,
@@ -439,6 +455,8 @@ class Enforcer:
         return None
 
     def _write(self, event: dict[str, object]) -> bool:
+        self.sinks.event(event, self._proxy_id())  # never waits: each sink queues, or drops and counts
+        self.metrics.events.labels(str(event.get("event"))).inc()
         if self.events is None:
             logger.error("aipolicy: no event log open; event lost: %s", event.get("event"))
             return False
@@ -446,8 +464,16 @@ class Enforcer:
             self.events.write(event)
         except EventLogError as error:
             logger.error(f"aipolicy: {error}; AI-app traffic is blocked until events can be written")
+            self.metrics.log_failures.inc()
+            self.log_ok = False
             return False
+        self.log_ok = True
         return True
+
+    def _system(self, kind: str, message: str, **extra: object) -> bool:
+        return self._write(
+            aipolicy.system_event(kind, message, policy=self._hash(), proxy_id=self._proxy_id(), **extra)
+        )
 
     def _fail_closed(self, flow: http.HTTPFlow, error: Exception, stage: str) -> None:
         logger.exception(f"aipolicy: error while deciding {flow.request.host!r}; blocking (fail closed)")
