@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The classic text format, which every Prometheus version scrapes; metric names here need no escaping.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Deciding is a hash lookup, so buckets start at 10 microseconds.
 _LATENCY_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
 

@@ -44,10 +44,6 @@ class _Server(http.server.ThreadingHTTPServer):
         self.admin = admin
         super().__init__(address, _Handler)
 
-    def verify_request(self, request, client_address) -> bool:  # type: ignore[no-untyped-def]
-        # Defence in depth: a connection the proxy itself opened was proxied from a client.
-        return (client_address[0], client_address[1]) not in self.admin.proxied
-
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
@@ -55,6 +51,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         admin = self.server.admin
+        if (self.client_address[0], self.client_address[1]) in admin.proxied:
+            # Defence in depth: the proxy itself opened this connection, for a client. Checked once the
+            # request is read, not at accept: the proxy sends it only after its server_connected hook.
+            self.close_connection = True
+            return
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             health = admin.health()
