@@ -63,7 +63,7 @@ def mitmdump_command(
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Use 0.0.0.0 only behind a firewall or with proxy authentication.",
+    help="Address to listen on. Beyond loopback, needs proxy authentication (or --allow-remote behind a firewall).",
 )
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option(
