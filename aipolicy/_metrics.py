@@ -55,6 +55,7 @@ def health(policy_hash: str, log_writable: bool) -> Health:
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._decision_counters: dict[tuple[str, str], Counter] = {}
         self.requests = Counter(
             "aipolicy_requests",
             "Requests and connections seen, by the stage that saw them",
@@ -88,7 +89,10 @@ class Metrics:
         )
 
     def decision(self, action: str, rule: str, seconds: float) -> None:
-        self.decisions.labels(action, rule).inc()
+        counter = self._decision_counters.get((action, rule))
+        if counter is None:  # labels() costs more than the decision itself: look each pair up once
+            counter = self._decision_counters[(action, rule)] = self.decisions.labels(action, rule)
+        counter.inc()
         self.latency.observe(seconds)
 
     def loaded(self, policy_hash: str, path: str, rules: int) -> None:

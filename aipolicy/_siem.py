@@ -121,7 +121,10 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, list | tuple):
         value = ",".join(str(v) for v in value)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    text = str(value)
+    if text.isprintable():  # the usual case: no control character to escape
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _ascii_token(value: str, limit: int) -> str:
@@ -174,6 +177,8 @@ def _cef_header(value: Any) -> str:
 def _cef_value(value: Any) -> str:
     # CEF extension values: backslash and '=' escaped; newlines as \n and \r; other controls made visible.
     text = "" if value is None else str(value)
+    if text.isprintable() and "\\" not in text and "=" not in text:
+        return text  # the usual case: nothing to escape
     text = text.replace("\\", "\\\\").replace("=", "\\=").replace("\r\n", "\\n").replace("\n", "\\n")
     return _text(text.replace("\r", "\\r"))
 
