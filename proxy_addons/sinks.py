@@ -135,8 +135,11 @@ class SyslogSink(Sink):
                         self.delivered(1)
             except (OSError, TimeoutError, ssl.SSLError, ConnectionError) as error:
                 self.failed(error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+            except Exception as error:  # anything else: keep the worker alive, retry later
+                logger.exception("aipolicy: syslog sink: unexpected error")
+                self.failed(error)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
 
 class _Connection:
@@ -222,16 +225,15 @@ class WebhookSink(Sink):
         batch = [await self.queue.get()]
         deadline = asyncio.get_running_loop().time() + WEBHOOK_LINGER
         while len(batch) < WEBHOOK_BATCH:
-            if self.queue.empty():
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), left))
-                except TimeoutError:
-                    break
-            else:
+            if not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            # polled, not wait_for(queue.get()): on Python 3.11 a timeout racing a get can lose the item
+            await asyncio.sleep(min(left, 0.02))
+        self.metrics.sink_queued.labels(self.name).set(self.queue.qsize())
         return batch
 
     async def _post(self, batch: list[dict[str, Any]]) -> bool:
@@ -239,6 +241,10 @@ class WebhookSink(Sink):
         try:
             response = await self.client.post(self.url, json=webhook_batch(batch))
         except httpx.HTTPError as error:
+            self.failed(f"{type(error).__name__}: {error}")
+            return False
+        except Exception as error:  # anything else: keep the worker alive, retry later
+            logger.exception("aipolicy: webhook sink: unexpected error")
             self.failed(f"{type(error).__name__}: {error}")
             return False
         if response.is_success:
