@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import aipolicy
 from cli import main
-from cli._hardening import blocked_vendors, check_block_global, check_ca_key, is_loopback
+from cli._hardening import blocked_vendors, check_block_global, check_ca_key, check_remote, is_loopback
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -67,3 +67,9 @@ def test_ca_private_key_readable_by_others_is_made_0600(tmp_path: Path) -> None:
 def test_blocked_vendors_of_the_default_policy() -> None:
     vendors = blocked_vendors(aipolicy.load_policy(str(aipolicy.default_policy())))
     assert "deepseek" in vendors and "openai" not in vendors
+
+
+def test_remote_listen_is_allowed_with_authentication_or_allow_remote() -> None:
+    assert check_remote("0.0.0.0", False, ("--set", "proxyauth=@/etc/aipolicy/htpasswd")) == ""
+    assert "WITHOUT proxy authentication" in check_remote("0.0.0.0", True, ())
+    assert check_remote("127.0.0.1", False, ()) == ""
