@@ -186,9 +186,9 @@ class Enforcer:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error:
             return
-        self.metrics.requests.labels("connect").inc()
         state = self._state(flow.client_conn)
         try:
+            self.metrics.requests.labels("connect").inc()
             facts = self._facts(
                 flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port
             )
@@ -204,11 +204,11 @@ class Enforcer:
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         client = data.context.client
-        self.metrics.requests.labels("tls").inc()
         state = self._state(client)
         if state.pending:
             return  # already known to be blocked: decrypt to show the page
         try:
+            self.metrics.requests.labels("tls").inc()
             sni = data.client_hello.sni or ""
             server = data.context.server.address
             names = ((server[0],) if server else ()) + ((sni,) if sni else ())
@@ -242,8 +242,8 @@ class Enforcer:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or flow.request.method == "CONNECT":
             return
-        self.metrics.requests.labels("request").inc()
         try:
+            self.metrics.requests.labels("request").inc()
             self._enforce_request(flow)
         except Exception as error:
             self._fail_closed(flow, error, "request")
@@ -456,7 +456,6 @@ class Enforcer:
 
     def _write(self, event: dict[str, object]) -> bool:
         self.sinks.event(event, self._proxy_id())  # never waits: each sink queues, or drops and counts
-        self.metrics.events.labels(str(event.get("event"))).inc()
         if self.events is None:
             logger.error("aipolicy: no event log open; event lost: %s", event.get("event"))
             return False
@@ -468,6 +467,7 @@ class Enforcer:
             self.log_ok = False
             return False
         self.log_ok = True
+        self.metrics.events.labels(str(event.get("event"))).inc()
         return True
 
     def _system(self, kind: str, message: str, **extra: object) -> bool:
