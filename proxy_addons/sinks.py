@@ -366,9 +366,6 @@ class Sinks:
         logger.warning(f"aipolicy: {message}")
         self.write("sink_dropped", message, sink=sink, dropped=count)
 
-    def describe(self) -> list[str]:
-        return [f"{sink.name} {getattr(sink, 'url', '') or getattr(sink, 'host', '')}" for sink in self.sinks]
-
 
 def check_webhook_url(url: str) -> str:
     """The URL if it is http(s) and holds no credentials; else a SinkConfigError."""
