@@ -29,8 +29,22 @@ def admin_proxy(tmp_path_factory: pytest.TempPathFactory, http_upstream: Upstrea
     proxy = start_proxy(
         workdir, copy_fixture_policy(workdir), routes, extra=["--set", f"aipolicy_admin=127.0.0.1:{admin_port}"]
     )
+    wait_for_admin(admin_port)
     yield proxy, admin_port
     proxy.stop()
+
+
+def wait_for_admin(port: int) -> None:
+    """mitmproxy 12 may accept on the proxy port a moment before the addon has configured the admin listener."""
+
+    def up() -> bool:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return True
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(up, timeout=15), f"admin listener on port {port} did not come up"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -110,6 +124,7 @@ def test_healthz_is_503_when_the_log_cannot_be_written(tmp_path: Path) -> None:
         tmp_path, copy_fixture_policy(tmp_path), extra=["--set", f"aipolicy_admin=127.0.0.1:{admin_port}"]
     )
     try:
+        wait_for_admin(admin_port)
         assert httpx.get(f"http://127.0.0.1:{admin_port}/healthz", timeout=5).status_code == 200
         with httpx.Client(proxy=proxy.url, trust_env=False, timeout=10) as client:
             assert client.get("http://blocked.example/x").status_code == 403
