@@ -51,12 +51,14 @@ from ._events import EventLog, decision_event, default_proxy_id, system_event
 from ._hosts import normalise_host, normalise_path, split_url
 from ._imports import ImportListError, ImportPlan, apply_import, plan_import, write_atomically
 from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
+from ._metrics import Health, Metrics, health
 from ._pages import block_page, json_error, wants_html, warn_page
 from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._replay import LIMITS as REPLAY_LIMITS
 from ._replay import ReplayReport, Transition, facts_from_event, redecide, replay
 from ._resources import default_policy, policies_dir, shipped_catalog, template
 from ._scope import Identity, PolicyException, Scope, TimeWindow
+from ._siem import SYSLOG_FORMATS, SinkConfigError, format_message, frame, parse_syslog_url, to_cef, to_rfc5424
 from ._sources import FORMATS as SOURCE_FORMATS
 from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
 from ._sources import ParsedSource, SourceError, SourceLine, detect_format, parse_source, read_source
@@ -86,10 +88,12 @@ __all__ = [
     "EventReader",
     "Follower",
     "GroupSummary",
+    "Health",
     "Identity",
     "ImportListError",
     "ImportPlan",
     "LogEvent",
+    "Metrics",
     "ParsedSource",
     "Policy",
     "PolicyDiff",
@@ -107,7 +111,9 @@ __all__ = [
     "RuleMeta",
     "SOURCE_FORMATS",
     "SOURCE_SKIP_REASONS",
+    "SYSLOG_FORMATS",
     "Scope",
+    "SinkConfigError",
     "SkipReport",
     "SourceError",
     "SourceLine",
@@ -132,9 +138,12 @@ __all__ = [
     "edit_policy",
     "evasion_signals",
     "facts_from_event",
+    "format_message",
     "format_target",
     "format_ts",
+    "frame",
     "generate_keypair",
+    "health",
     "is_write",
     "json_error",
     "key_id",
@@ -145,11 +154,12 @@ __all__ = [
     "normalise_host",
     "normalise_path",
     "parse_duration",
+    "parse_edit_target",
     "parse_log_age",
     "parse_log_size",
-    "parse_edit_target",
     "parse_size",
     "parse_source",
+    "parse_syslog_url",
     "parse_target",
     "parse_time",
     "parse_validity",
@@ -166,6 +176,8 @@ __all__ = [
     "summarise",
     "system_event",
     "template",
+    "to_cef",
+    "to_rfc5424",
     "unpack_bundle",
     "verify_bundle",
     "verify_logs",

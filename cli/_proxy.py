@@ -16,6 +16,7 @@ from proxy_addons import ENFORCER_SCRIPT
 
 from ._common import policy_option, stderr
 from ._feed import feed_arguments, feed_options
+from ._hardening import blocked_vendors, check_block_global, check_ca_key, check_remote, sink_options, sink_settings
 from ._workers import prepare_ca, reuse_port_command, run_workers
 
 
@@ -85,7 +86,7 @@ def _check(parse: Callable[[str], object]) -> Callable[[click.Context, click.Par
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Use 0.0.0.0 only behind a firewall or with proxy authentication.",
+    help="Address to listen on. Beyond loopback, needs proxy authentication (or --allow-remote behind a firewall).",
 )
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option(
@@ -136,6 +137,7 @@ def _check(parse: Callable[[str], object]) -> Callable[[click.Context, click.Par
     metavar="AGE",
     help="Rotate the event log once its first line is older than AGE (24h, 7d). 0: never.",
 )
+@sink_options
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     policy_path: str | None,
@@ -152,6 +154,13 @@ def proxy(
     reuse_port: bool,
     log_max_size: str,
     log_max_age: str,
+    syslog: str,
+    syslog_format: str,
+    syslog_ca: str | None,
+    webhook: str,
+    webhook_token_file: str | None,
+    admin: str,
+    allow_remote: bool,
     mitmdump_args: tuple[str, ...],
 ) -> None:
     """Run the enforcing proxy (mitmdump with the aipolicy addon).
@@ -167,7 +176,8 @@ def proxy(
             -- --set proxyauth=@/etc/aipolicy/htpasswd
         aipolicy proxy --policy-url https://policy.example.org/policy-bundle.json \\
             --policy-pubkey /etc/aipolicy/aipolicy-signing.pub
-        aipolicy proxy --workers 4 --host 0.0.0.0 --port 3128
+        aipolicy proxy --workers 4 --host 0.0.0.0 --port 3128 -- --set proxyauth=@/etc/aipolicy/htpasswd
+        aipolicy proxy --syslog tls://siem.example:6514 --syslog-format cef --admin 127.0.0.1:9464
     """
     path = os.path.abspath(policy_path) if policy_path else str(aipolicy.default_policy())
     try:
@@ -179,23 +189,42 @@ def proxy(
     log = log_path if log_path == "-" else os.path.abspath(log_path)
     feed = feed_arguments(policy_url, policy_pubkey, policy_refresh)
     rotation = (log_max_size, log_max_age)
-    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, feed + mitmdump_args, *rotation)
+    warnings = [check_remote(host, allow_remote, mitmdump_args), check_block_global(mitmdump_args)]
+    settings = sink_settings(syslog, syslog_format, syslog_ca, webhook, webhook_token_file, admin)
+    extra = (*feed, *settings, *mitmdump_args)
+    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, extra, *rotation)
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
+    warnings.append(check_ca_key(ca.parent))
+    vendors = blocked_vendors(loaded)
+    sinks = [f"syslog {syslog} ({syslog_format})" if syslog else "", f"webhook {webhook}" if webhook else ""]
     stderr.print(
         f"[bold]aipolicy[/] enforcing [cyan]{escape(path)}[/] (policy {loaded.hash}, {len(loaded.rules)} rules, default {loaded.default})\n"
+        f"  blocked vendors: {escape(', '.join(vendors) or 'none')}\n"
         f"  listening on [bold]http://{escape(host)}:{port}[/]  — set it as the HTTP and HTTPS proxy of your clients\n"
         f"  events to {escape(log)}\n"
+        f"  SIEM sinks: {escape(', '.join(s for s in sinks if s) or 'none')}\n"
+        f"  admin (/healthz, /metrics): {escape('off' if admin.strip().lower() == 'off' else 'http://' + admin)}\n"
         f"  CA for block pages over HTTPS: {escape(str(ca))} (or browse to http://mitm.it through the proxy)"
     )
+    for warning in filter(None, warnings):
+        stderr.print(f"[bold red]warning:[/] {escape(warning)}")
     sys.stderr.flush()
     if workers > 1:
         prepare_ca(confdir)  # one CA for all workers, made before they race to create their own
         base = proxy_id or aipolicy.default_proxy_id()
+
+        def worker_extra(number: int) -> tuple[str, ...]:
+            """Each worker its own admin port (PORT, PORT+1, …): they cannot share one listener."""
+            shifted = admin
+            if admin.strip().lower() != "off":
+                admin_host, _, admin_port = admin.rpartition(":")
+                shifted = f"{admin_host}:{int(admin_port) + number - 1}"
+            own = sink_settings(syslog, syslog_format, syslog_ca, webhook, webhook_token_file, shifted)
+            return (*feed, *own, *mitmdump_args)
+
         commands = [
             reuse_port_command(
-                mitmdump_command(
-                    path, host, port, log, confdir, block_page, f"{base}-w{n}", feed + mitmdump_args, *rotation
-                )
+                mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", worker_extra(n), *rotation)
             )
             for n in range(1, workers + 1)
         ]

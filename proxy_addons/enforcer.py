@@ -23,7 +23,9 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 import aipolicy
 from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, RequestFacts
 
+from .admin import Admin
 from .feed import PolicyFeed
+from .sinks import Sinks
 
 logger = logging.getLogger("aipolicy")
 
@@ -56,6 +58,11 @@ class Enforcer:
         self.quotas = aipolicy.QuotaTracker()
         self.warned: dict[tuple[str, str], float] = {}  # (subject, app) -> when a warn event was last written
         self.feed = PolicyFeed(self)  # a signed policy bundle followed over HTTP(S): see feed.py
+        self.metrics = aipolicy.Metrics()
+        self.log_ok = True  # the last event written reached the log
+        self.sinks = Sinks(self.metrics, self._system)
+        self.admin = Admin(self.metrics, lambda: aipolicy.health(self._hash(), self.log_ok and self.events is not None))
+        self.addons = [self.sinks, self.admin]  # mitmproxy loads and calls nested addons too
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")
@@ -110,7 +117,7 @@ class Enforcer:
                 raise exceptions.OptionsError(str(error)) from None
             if self.events:
                 self.events.close()
-            self.events = events
+            self.events, self.log_ok = events, True
         elif updated & {"aipolicy_log_max_size", "aipolicy_log_max_age"} and self.events:
             self.events.max_bytes, self.events.max_age = self._rotation()
         if "aipolicy_reload" in updated:
@@ -154,6 +161,7 @@ class Enforcer:
         policy = self.policy
         assert policy is not None
         actions = {a: sum(r.action == a for r in policy.rules) for a in ("block", "monitor", "allow")}
+        self.metrics.loaded(policy.hash, policy.path, len(policy.rules))
         logger.info(
             f"aipolicy: enforcing {policy.path} (policy {policy.hash}): {len(policy.rules)} rules "
             f"({actions['block']} block, {actions['monitor']} monitor, {actions['allow']} allow), "
@@ -224,6 +232,7 @@ class Enforcer:
             return
         state = self._state(flow.client_conn)
         try:
+            self.metrics.requests.labels("connect").inc()
             facts = self._facts(
                 flow.client_conn, (flow.request.host,), flow=flow, method="CONNECT", port=flow.request.port
             )
@@ -243,6 +252,7 @@ class Enforcer:
         if state.pending:
             return  # already known to be blocked: decrypt to show the page
         try:
+            self.metrics.requests.labels("tls").inc()
             sni = data.client_hello.sni or ""
             server = data.context.server.address
             names = ((server[0],) if server else ()) + ((sni,) if sni else ())
@@ -280,6 +290,7 @@ class Enforcer:
         if flow.response or flow.error or not flow.live or flow.request.method == "CONNECT":
             return
         try:
+            self.metrics.requests.labels("request").inc()
             self._enforce_request(flow)
         except Exception as error:
             self._fail_closed(flow, error, "request")
@@ -539,7 +550,10 @@ class Enforcer:
     def _decide(self, facts: RequestFacts) -> Decision:
         if self.policy is None:
             raise RuntimeError("no policy loaded")
-        return self.decide(self.policy, facts)
+        start = time.perf_counter()
+        decision = self.decide(self.policy, facts)
+        self.metrics.decision(decision.action, decision.rule, time.perf_counter() - start)
+        return decision
 
     def _facts(
         self,
@@ -680,6 +694,7 @@ class Enforcer:
         return None
 
     def _write(self, event: dict[str, object]) -> bool:
+        self.sinks.event(event, self._proxy_id())  # never waits: each sink queues, or drops and counts
         if self.events is None:
             logger.error("aipolicy: no event log open; event lost: %s", event.get("event"))
             return False
@@ -687,8 +702,17 @@ class Enforcer:
             self.events.write(event)
         except EventLogError as error:
             logger.error(f"aipolicy: {error}; AI-app traffic is blocked until events can be written")
+            self.metrics.log_failures.inc()
+            self.log_ok = False
             return False
+        self.log_ok = True
+        self.metrics.events.labels(str(event.get("event"))).inc()
         return True
+
+    def _system(self, kind: str, message: str, **extra: object) -> bool:
+        return self._write(
+            aipolicy.system_event(kind, message, policy=self._hash(), proxy_id=self._proxy_id(), **extra)
+        )
 
     def _fail_closed(self, flow: http.HTTPFlow, error: Exception, stage: str) -> None:
         logger.exception(f"aipolicy: error while deciding {flow.request.host!r}; blocking (fail closed)")

@@ -1,0 +1,104 @@
+"""What the proxy counts, and its health, in the Prometheus text format.
+
+One ``Metrics`` object per proxy, with a registry of its own (never the
+process-wide default, so that several objects in one test process do not
+collide). Updated from the proxy's hooks; rendered by the admin listener.
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+# The classic text format, which every Prometheus version scrapes; metric names here need no escaping.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Deciding is a hash lookup, so buckets start at 10 microseconds.
+_LATENCY_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The answer of ``/healthz``: ok, the HTTP status and a short JSON body."""
+
+    ok: bool
+    policy: str
+    log_writable: bool
+    problems: tuple[str, ...]
+
+    @property
+    def status(self) -> int:
+        return 200 if self.ok else 503
+
+    def body(self) -> bytes:
+        document = {
+            "status": "ok" if self.ok else "unhealthy",
+            "policy": self.policy or None,
+            "log_writable": self.log_writable,
+            "problems": list(self.problems),
+        }
+        return json.dumps(document).encode() + b"\n"
+
+
+def health(policy_hash: str, log_writable: bool) -> Health:
+    problems = []
+    if not policy_hash:
+        problems.append("no policy loaded")
+    if not log_writable:
+        problems.append("the event log cannot be written (AI-app traffic is blocked)")
+    return Health(not problems, policy_hash, log_writable, tuple(problems))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._decision_counters: dict[tuple[str, str], Counter] = {}
+        self.requests = Counter(
+            "aipolicy_requests",
+            "Requests and connections seen, by the stage that saw them",
+            ["stage"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "aipolicy_decisions", "Decisions made, by action and rule", ["action", "rule"], registry=registry
+        )
+        self.latency = Histogram(
+            "aipolicy_decision_seconds", "Time taken by one decision", buckets=_LATENCY_BUCKETS, registry=registry
+        )
+        self.events = Counter(
+            "aipolicy_events", "Events written to the event log, by kind", ["event"], registry=registry
+        )
+        self.log_failures = Counter(
+            "aipolicy_log_write_failures", "Events the event log could not take", registry=registry
+        )
+        self.policy = Info("aipolicy_policy", "The policy enforced: its hash and file", registry=registry)
+        self.policy_loaded = Gauge(
+            "aipolicy_policy_loaded_timestamp_seconds", "When the policy in force was loaded", registry=registry
+        )
+        self.policy_rules = Gauge("aipolicy_policy_rules", "Rules in the policy in force", registry=registry)
+        self.sink_sent = Counter("aipolicy_sink_sent", "Events delivered to a SIEM sink", ["sink"], registry=registry)
+        self.sink_dropped = Counter(
+            "aipolicy_sink_dropped", "Events a SIEM sink dropped (queue full or rejected)", ["sink"], registry=registry
+        )
+        self.sink_queued = Gauge("aipolicy_sink_queue", "Events waiting for a SIEM sink", ["sink"], registry=registry)
+        self.sink_up = Gauge(
+            "aipolicy_sink_up", "1 when the SIEM sink's last delivery succeeded, else 0", ["sink"], registry=registry
+        )
+
+    def decision(self, action: str, rule: str, seconds: float) -> None:
+        counter = self._decision_counters.get((action, rule))
+        if counter is None:  # labels() costs more than the decision itself: look each pair up once
+            counter = self._decision_counters[(action, rule)] = self.decisions.labels(action, rule)
+        counter.inc()
+        self.latency.observe(seconds)
+
+    def loaded(self, policy_hash: str, path: str, rules: int) -> None:
+        self.policy.info({"hash": policy_hash, "path": path})
+        self.policy_loaded.set(time.time())
+        self.policy_rules.set(rules)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
