@@ -8,6 +8,17 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 from ._bodies import decode_body
 from ._catalog import App, Catalog, Vendor, load_catalog
 from ._decision import Decision, RequestFacts, decide, decide_oversize
+from ._dlp import (
+    DETECTORS,
+    Detector,
+    DlpError,
+    Findings,
+    ScanLimitError,
+    Scanner,
+    build_detectors,
+    check_custom_regex,
+    detector_names,
+)
 from ._errors import AipolicyError, EventLogError, PolicyError, Problem
 from ._evasion import evasion_signals
 from ._events import EventLog, decision_event, default_proxy_id, system_event
@@ -26,11 +37,15 @@ __all__ = [
     "AipolicyError",
     "App",
     "Catalog",
+    "DETECTORS",
     "Decision",
+    "Detector",
+    "DlpError",
     "EventFilter",
     "EventLog",
     "EventLogError",
     "EventReader",
+    "Findings",
     "Follower",
     "GroupSummary",
     "LogEvent",
@@ -39,17 +54,22 @@ __all__ = [
     "Problem",
     "RequestFacts",
     "Rule",
+    "ScanLimitError",
+    "Scanner",
     "SkipReport",
     "Summary",
     "Target",
     "Vendor",
     "block_page",
+    "build_detectors",
+    "check_custom_regex",
     "decide",
     "decide_oversize",
     "decision_event",
     "decode_body",
     "default_policy",
     "default_proxy_id",
+    "detector_names",
     "evasion_signals",
     "format_ts",
     "json_error",
