@@ -67,6 +67,11 @@ class _Rule:
     split: Callable[[str], list[tuple[int, int]]] | None = None  # the parts of a match that count
     weak: bool = False  # counts only in a marking context (see _keep_weak)
     context: bool = False  # never reported: only evidence for weak rules
+    # The regex runs only if one of these strings is in the text (casefolded
+    # when ``fold``): a substring test is far cheaper than a regex pass.
+    triggers: tuple[str, ...] = ()
+    fold: bool = False
+    left: str = ""  # characters a match extends over to its left (e-mail local part)
 
 
 # ---------------------------------------------------------------- validators
@@ -185,34 +190,50 @@ _CAVEATS = r"(?://[A-Z0-9][A-Z0-9-]*(?:(?:, ?| |/)[A-Z0-9][A-Z0-9-]*){0,30}){1,1
 _LINE_START = r"(?<![^\n])[ \t]{0,8}"
 _LINE_END = r"[ \t]*(?=\r?\n|\Z)"
 
+_CLASSIFICATION_TRIGGERS = ("SECRET", "CONFIDENTIAL")
+
 _RULES: tuple[_Rule, ...] = (
     # AWS: access key ids start AKIA (long-term) or ASIA (temporary, STS), 20
     # upper-case alphanumerics (AWS IAM User Guide, "Unique identifiers";
     # gitleaks rule aws-access-token adds ABIA and ACCA).
-    _Rule("secret.aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+    _Rule(
+        "secret.aws-access-key",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
+        triggers=("AKIA", "ASIA", "ABIA", "ACCA"),
+    ),
     # Secret access keys are 40 base64 characters with no prefix, so only an
     # assignment to a recognisable name counts (gitleaks aws-secret-key shape).
     _Rule(
         "secret.aws-secret-key",
         r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s{0,4}[:=]{1,2}>?\s{0,4}[\"']?"
         rf"{_B64}{{40}}(?!{_B64})",
+        triggers=("secret_access", "secretaccess", "secret_key", "secretkey"),
+        fold=True,
     ),
     # GCP service-account key file: "private_key" holding a PKCS#8 PEM
     # (Google Cloud IAM, "Create and delete service account keys"; gitleaks
     # gcp-service-account-key). Listed before the PEM rule so it wins.
-    _Rule("secret.gcp-service-account", r"\"private_key\"\s{0,4}:\s{0,4}\"" + _PEM),
+    _Rule("secret.gcp-service-account", r"\"private_key\"\s{0,4}:\s{0,4}\"" + _PEM, triggers=('"private_key"',)),
     # Google API keys: "AIza" and 35 more URL-safe characters (gitleaks gcp-api-key).
-    _Rule("secret.gcp-api-key", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+    _Rule("secret.gcp-api-key", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])", triggers=("AIza",)),
     # Azure Storage account keys are 64 bytes, 88 base64 characters, written as
     # AccountKey=... in connection strings (Microsoft Learn, "Configure Azure
     # Storage connection strings"); Service Bus / Event Hubs use SharedAccessKey=.
-    _Rule("secret.azure-storage-key", rf"\bAccountKey={_B64}{{86}}==|\bSharedAccessKey={_B64}{{43}}="),
+    _Rule(
+        "secret.azure-storage-key",
+        rf"\bAccountKey={_B64}{{86}}==|\bSharedAccessKey={_B64}{{43}}=",
+        triggers=("AccountKey=", "SharedAccessKey="),
+    ),
     # PEM private keys: RSA, EC, DSA, OPENSSH, ENCRYPTED and PKCS#8 (RFC 7468).
-    _Rule("secret.private-key", _PEM),
+    _Rule("secret.private-key", _PEM, triggers=("PRIVATE KEY",)),
     # GitHub: ghp_ (personal), gho_ (OAuth), ghu_/ghs_ (GitHub App), ghr_
     # (refresh), 36 characters after the prefix; github_pat_ fine-grained
     # tokens (GitHub changelog 2021-03-31 "Authentication token format updates").
-    _Rule("secret.github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{82,255})\b"),
+    _Rule(
+        "secret.github-token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{82,255})\b",
+        triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
     # Slack: xoxb- bot, xoxp- user, xoxa-/xoxr- workspace, xoxe- refresh,
     # xoxs-/xoxo- legacy, xapp- app-level tokens (Slack API "Token types";
     # shapes as in gitleaks slack rules), and incoming-webhook URLs.
@@ -221,58 +242,91 @@ _RULES: tuple[_Rule, ...] = (
         r"\bxox[bpaersoc]-(?:[0-9]{1,2}-)?[0-9]{6,14}-[0-9A-Za-z-]{6,250}"
         r"|\bxapp-[0-9]-[A-Z0-9]{6,}-[0-9]{6,}-[a-z0-9]{20,}"
         r"|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,200}",
+        triggers=("xox", "xapp-", "hooks.slack.com"),
     ),
     # Anthropic: sk-ant-api03-, sk-ant-admin01-, OAuth sk-ant-oat01-/ort01-
-    # (gitleaks anthropic rules). Before OpenAI: both start "sk-".
-    _Rule("secret.anthropic-key", r"\bsk-ant-(?:api|admin|oat|ort)[0-9]{2}-[A-Za-z0-9_-]{32,300}"),
+    # (gitleaks anthropic rules).
+    _Rule(
+        "secret.anthropic-key", r"\bsk-ant-(?:api|admin|oat|ort)[0-9]{2}-[A-Za-z0-9_-]{32,300}", triggers=("sk-ant-",)
+    ),
     # OpenAI: project, service-account and admin keys, and legacy keys with
     # the "T3BlbkFJ" marker (gitleaks openai-api-key); legacy sk- + 48.
     _Rule(
         "secret.openai-key",
         r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{40,300}"
         r"|\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b|\bsk-[A-Za-z0-9]{48}\b",
+        triggers=("sk-",),
     ),
     # Stripe secret (sk_) and restricted (rk_) keys, live or test; publishable
     # pk_ keys are public by design (Stripe API reference, "Authentication").
-    _Rule("secret.stripe-key", r"\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,247}\b"),
+    _Rule("secret.stripe-key", r"\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,247}\b", triggers=("k_live_", "k_test_")),
     # JWT (RFC 7519): three base64url parts; header and claims are JSON objects,
     # so both start "eyJ" ('{"'); the header must decode to JSON with "alg".
-    _Rule("secret.jwt", r"\beyJ[A-Za-z0-9_-]{8,4000}\.eyJ[A-Za-z0-9_-]{2,8000}\.[A-Za-z0-9_-]{0,1000}", _jwt_valid),
+    _Rule(
+        "secret.jwt",
+        r"\beyJ[A-Za-z0-9_-]{8,4000}\.eyJ[A-Za-z0-9_-]{2,8000}\.[A-Za-z0-9_-]{0,1000}",
+        _jwt_valid,
+        triggers=("eyJ",),
+    ),
     # US SSN written AAA-GG-SSSS or AAA GG SSSS; nine bare digits are too
-    # common (ids, phone numbers) to flag.
+    # common (ids, phone numbers) to flag. The pattern starts with a digit
+    # class (the look-behind comes after it) so the engine skips to digits.
     _Rule(
         "pii.us-ssn",
-        r"(?<![\d-])(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?![\d]|-\d)",
+        r"[0-9](?<![0-9-].)[0-9]{2}(?:-[0-9]{2}-|[ ][0-9]{2}[ ])[0-9]{4}(?![0-9]|-[0-9])",
         _ssn_valid,
     ),
     # Payment cards: 13-19 digits with optional single spaces or dashes, Luhn
-    # valid, in a major network's IIN range with a length it issues.
-    # A run of digit groups is split into whole-group windows (_card_spans).
-    _Rule("pii.payment-card", r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,200}", split=_card_spans),
-    # E-mail address (RFC 5321 lengths); off unless named.
+    # valid, in a major network's IIN range with a length it issues. A run of
+    # digit groups is split into whole-group windows (_card_spans).
+    _Rule("pii.payment-card", r"[0-9](?<![0-9].)(?:[ -]?[0-9]){12,200}", split=_card_spans),
+    # E-mail address (RFC 5321 lengths); off unless named. The regex starts at
+    # "@"; the local part is added by walking left over ``left`` characters.
     _Rule(
         "pii.email",
-        r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
-        r"[A-Za-z]{2,63}\b",
+        r"(?<=[A-Za-z0-9._%+-])@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,63}\b",
+        triggers=("@",),
+        left="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-",
     ),
     # Classification markings (ISOO Marking Classified National Security
     # Information; DoD Manual 5200.01 Vol. 2): upper case only, and only with
     # marking structure: caveats after "//", or a banner line of its own.
-    _Rule("marking.classification", rf"\b{_CLASSIFICATION}{_CAVEATS}"),
-    _Rule("marking.classification", rf"{_LINE_START}{_CLASSIFICATION}{_LINE_END}"),
-    _Rule("marking.classification", r"\((?:TS|S|C)//[A-Z0-9][A-Z0-9 ,/-]{0,80}\)"),
-    _Rule("marking.classification", r"\bNOFORN\b"),
-    _Rule("marking.classification", r"(?<![^\n])(?:Classified By|Declassify On): "),
+    _Rule("marking.classification", rf"\b{_CLASSIFICATION}{_CAVEATS}", triggers=("SECRET//", "CONFIDENTIAL//")),
+    _Rule("marking.classification", rf"{_LINE_START}{_CLASSIFICATION}{_LINE_END}", triggers=_CLASSIFICATION_TRIGGERS),
+    _Rule("marking.classification", r"\((?:TS|S|C)//[A-Z0-9][A-Z0-9 ,/-]{0,80}\)", triggers=("(TS//", "(S//", "(C//")),
+    _Rule("marking.classification", r"\bNOFORN\b", triggers=("NOFORN",)),
+    _Rule(
+        "marking.classification",
+        r"(?<![^\n])(?:Classified By|Declassify On): ",
+        triggers=("Classified By: ", "Declassify On: "),
+    ),
     # CUI (32 CFR 2002; DoD Instruction 5200.48) and the legacy FOUO marking.
-    _Rule("marking.cui", r"\bCUI(?://[A-Z0-9][A-Z0-9 ,/-]{0,80}[A-Z0-9])+|\(CUI//[A-Z0-9][A-Z0-9 ,/-]{0,80}\)"),
-    _Rule("marking.cui", rf"{_LINE_START}(?:CUI|FOUO|FOR OFFICIAL USE ONLY){_LINE_END}"),
-    _Rule("marking.cui", r"//FOUO\b|\((?:U//)?FOUO\)|\bFOR OFFICIAL USE ONLY\b"),
+    _Rule(
+        "marking.cui",
+        r"\bCUI(?://[A-Z0-9][A-Z0-9 ,/-]{0,80}[A-Z0-9])+|\(CUI//[A-Z0-9][A-Z0-9 ,/-]{0,80}\)",
+        triggers=("CUI//",),
+    ),
+    _Rule(
+        "marking.cui",
+        rf"{_LINE_START}(?:CUI|FOUO|FOR OFFICIAL USE ONLY){_LINE_END}",
+        triggers=("CUI", "FOUO", "FOR OFFICIAL USE ONLY"),
+    ),
+    _Rule(
+        "marking.cui",
+        r"//FOUO\b|\((?:U//)?FOUO\)|\bFOR OFFICIAL USE ONLY\b",
+        triggers=("FOUO", "FOR OFFICIAL USE ONLY"),
+    ),
     # Bare portion marks "(TS) ", "(S) ", "(C) " at the start of a line: weak,
     # kept only in a marking context (see _keep_weak). "(U)" and lettered-list
-    # items are context evidence only.
-    _Rule("marking.classification", rf"{_LINE_START}\((?:TS|S|C)\)(?=[ \t]+\S)", weak=True),
-    _Rule("marking.unclassified-portion", rf"{_LINE_START}\(U\)(?=[ \t]+\S)", context=True),
-    _Rule("marking.lettered-list", rf"{_LINE_START}\([A-Z]\)(?=[ \t]+\S)", context=True),
+    # items are context evidence only, looked for only when a weak mark is found.
+    _Rule(
+        "marking.classification",
+        rf"{_LINE_START}\((?:TS|S|C)\)(?=[ \t]+\S)",
+        weak=True,
+        triggers=("(TS)", "(S)", "(C)"),
+    ),
+    _Rule("marking.unclassified-portion", rf"{_LINE_START}\(U\)(?=[ \t]+\S)", context=True, triggers=("(U)",)),
+    _Rule("marking.lettered-list", rf"{_LINE_START}\((?![SCU]\))[A-Z]\)(?=[ \t]+\S)", context=True),
 )
 
 DETECTORS: tuple[Detector, ...] = (
@@ -453,18 +507,25 @@ class _Span:
     context: bool = False
 
 
+@dataclass(frozen=True)
+class _Custom:
+    name: str
+    regex: re.Pattern[str]
+    triggers: tuple[str, ...] = ()  # casefolded
+
+
 class Scanner:
     """Scans and redacts text, JSON documents and request bodies for a fixed set of detectors."""
 
-    def __init__(self, rules: Sequence[_Rule], custom: Sequence[tuple[str, re.Pattern[str]]], limit: int) -> None:
-        self._rules = tuple(rules)
+    def __init__(self, rules: Sequence[_Rule], custom: Sequence[_Custom], limit: int) -> None:
         self._custom = tuple(custom)
         self.limit = limit
-        self.names = frozenset(r.detector for r in self._rules if not r.context) | frozenset(n for n, _ in custom)
+        self.names = frozenset(r.detector for r in rules if not r.context) | frozenset(c.name for c in custom)
         self._keyed = tuple(k for k in _KEYED if k[0] in self.names)
-        self._single = tuple(re.compile(r.pattern) for r in self._rules)
-        combined = "|".join(f"(?P<r{i}>{r.pattern})" for i, r in enumerate(self._rules))
-        self._combined = re.compile(combined) if self._rules else None
+        compiled = [(rule, re.compile(rule.pattern)) for rule in rules]
+        self._main = tuple((i, rule, regex) for i, (rule, regex) in enumerate(compiled) if not rule.context)
+        self._context = tuple((i, rule, regex) for i, (rule, regex) in enumerate(compiled) if rule.context)
+        self._fold = any(rule.fold for rule in rules)
 
     def __repr__(self) -> str:
         return f"Scanner(names={sorted(self.names)!r})"
@@ -492,43 +553,38 @@ class Scanner:
     def _spans(self, text: str) -> list[_Span]:
         if len(text) > self.limit:
             raise ScanLimitError(f"text of {len(text)} characters is over the DLP scan limit of {self.limit}")
-        spans = self._builtin_spans(text) if self._combined is not None else []
-        for name, regex in self._custom:
-            spans.extend(_Span(m.start(), m.end(), name) for m in regex.finditer(text) if m.end() > m.start())
-        if any(s.weak or s.context for s in spans):
-            spans = _keep_weak(spans)
+        folded = text.casefold() if self._fold or self._custom else text
+        spans = _leftmost(self._rule_spans(self._main, text, folded))
+        if any(s.weak for s in spans):
+            spans = _keep_weak(spans + [span for _, span in self._rule_spans(self._context, text, folded)])
+        for custom in self._custom:
+            if not custom.triggers or any(t in folded for t in custom.triggers):
+                spans.extend(
+                    _Span(m.start(), m.end(), custom.name) for m in custom.regex.finditer(text) if m.end() > m.start()
+                )
         return spans
 
-    def _builtin_spans(self, text: str) -> list[_Span]:
-        assert self._combined is not None
-        spans: list[_Span] = []
-        search = self._combined.search
-        position = 0
-        while (match := search(text, position)) is not None:
-            index = int(match.lastgroup[1:]) if match.lastgroup else 0
-            found = self._accept(text, match.start(), index, match.end())
-            if not found:
-                position = match.start() + 1
+    @staticmethod
+    def _rule_spans(
+        rules: Iterable[tuple[int, _Rule, re.Pattern[str]]], text: str, folded: str
+    ) -> Iterable[tuple[int, _Span]]:
+        """(rule index, span) for every accepted match of each rule whose trigger is in the text."""
+        for index, rule, regex in rules:
+            if rule.triggers and not any(t in (folded if rule.fold else text) for t in rule.triggers):
                 continue
-            spans.extend(found)
-            position = max(found[-1].end, match.start() + 1)
-        return spans
-
-    def _accept(self, text: str, start: int, index: int, end: int) -> list[_Span]:
-        """The spans of rule ``index`` at ``start`` if its checks agree, else of the next rule that matches there."""
-        found = _apply(self._rules[index], text, start, end)
-        for later in range(index + 1, len(self._rules)):
-            if found:
-                break
-            match = self._single[later].match(text, start)
-            if match is not None and match.end() > start:
-                found = _apply(self._rules[later], text, start, match.end())
-        return found
+            position = 0
+            while (match := regex.search(text, position)) is not None:
+                found = _apply(rule, text, match.start(), match.end())
+                yield from ((index, span) for span in found)
+                position = max(found[-1].end if found else 0, match.start() + 1)
 
     # -- JSON
 
     def redact_json(self, document: Any) -> tuple[Any, Findings]:
-        """A copy of a parsed JSON document with matches redacted inside string values (keys untouched)."""
+        """A parsed JSON document with matches redacted inside string values (keys untouched), and the
+        findings. The result is a copy when anything was redacted, else ``document`` itself."""
+        if not self.scan_json(document):
+            return document, {}
         findings: Findings = {}
         root: list[Any] = [None]
         stack: list[tuple[Any, Any, Any]] = [(document, root, 0)]
@@ -549,16 +605,17 @@ class Scanner:
         return root[0], findings
 
     def scan_json(self, document: Any) -> Findings:
-        """Findings in a parsed JSON document: string values and keys."""
+        """Findings in a parsed JSON document: its string values and keys, scanned as one text."""
         findings: Findings = {}
+        strings: list[str] = []
         stack: list[Any] = [document]
         while stack:
             value = stack.pop()
             if isinstance(value, str):
-                _merge(findings, self.scan(value))
+                strings.append(value)
             elif isinstance(value, dict):
                 for name, item in value.items():
-                    _merge(findings, self.scan(name))
+                    strings.append(str(name))
                     detector = self._keyed_detector(name, item) if isinstance(item, str) else None
                     if detector is not None:
                         _add(findings, detector)
@@ -566,6 +623,9 @@ class Scanner:
                         stack.append(item)
             elif isinstance(value, list):
                 stack.extend(value)
+        # One pass over all strings: the separator matches no detector's
+        # characters, so nothing is found across two strings.
+        _merge(findings, self.scan(_SEPARATOR.join(strings)))
         return findings
 
     def _keyed_detector(self, key: str | None, value: str) -> str | None:
@@ -635,11 +695,26 @@ class Scanner:
 
 
 def _apply(rule: _Rule, text: str, start: int, end: int) -> list[_Span]:
+    if rule.left:
+        limit = max(0, start - 64)
+        while start > limit and text[start - 1] in rule.left:
+            start -= 1
     if rule.split is not None:
         return [_Span(start + a, start + b, rule.detector) for a, b in rule.split(text[start:end])]
     if rule.validate is not None and not rule.validate(text[start:end]):
         return []
     return [_Span(start, end, rule.detector, rule.weak, rule.context)]
+
+
+def _leftmost(found: Iterable[tuple[int, _Span]]) -> list[_Span]:
+    """Spans that do not overlap: the leftmost wins, then the rule listed first."""
+    kept: list[_Span] = []
+    end = 0
+    for _, span in sorted(found, key=lambda pair: (pair[1].start, pair[0])):
+        if span.start >= end:
+            kept.append(span)
+            end = span.end
+    return kept
 
 
 def _keep_weak(spans: list[_Span]) -> list[_Span]:
@@ -684,6 +759,7 @@ def _non_overlapping(spans: list[_Span]) -> list[_Span]:
 
 
 _NOT_JSON = object()
+_SEPARATOR = "\n\x00\n"
 
 
 def _body_kind(data: bytes, content_type: str) -> str:
@@ -767,7 +843,7 @@ def build_detectors(
     for name in names:
         if isinstance(name, str) and name.startswith("custom.") and name not in defined:
             problems.append(f"DLP detector {name!r} is not defined under keywords or regexes")
-    custom: list[tuple[str, re.Pattern[str]]] = []
+    custom: list[_Custom] = []
     for name, words in keywords.items():
         problems.extend(_check_custom_name(name))
         word_list = [words] if isinstance(words, str) else list(words)
@@ -776,13 +852,14 @@ def build_detectors(
         bad = [(word, message) for word in word_list for message in check_keyword(word)]
         problems.extend(f"custom keyword {word!r} in {name!r} {message}" for word, message in bad)
         if not bad and word_list:
-            custom.append((f"custom.{name}", _keyword_regex(word_list)))
+            triggers = tuple(sorted({w.strip().casefold() for w in word_list}))
+            custom.append(_Custom(f"custom.{name}", _keyword_regex(word_list), triggers))
     for name, pattern in regexes.items():
         problems.extend(_check_custom_name(name))
         messages = check_custom_regex(pattern)
         problems.extend(f"custom regex {name!r} ({pattern!r}) {message}" for message in messages)
         if not messages:
-            custom.append((f"custom.{name}", re.compile(pattern)))
+            custom.append(_Custom(f"custom.{name}", re.compile(pattern)))
     if problems:
         raise DlpError("; ".join(problems))
     rules = [r for r in _RULES if r.detector in wanted or (r.context and r.detector.startswith("marking."))]
