@@ -860,7 +860,13 @@ def build_detectors(
     custom: list[_Custom] = []
     for name, words in keywords.items():
         problems.extend(_check_custom_name(name))
-        word_list = [words] if isinstance(words, str) else list(words)
+        if isinstance(words, str):
+            word_list = [words]
+        elif isinstance(words, list | tuple | set | frozenset):
+            word_list = list(words)
+        else:
+            problems.append(f"custom keywords {name!r} must be a list of strings")
+            continue
         if not word_list:
             problems.append(f"custom keywords {name!r} has no keywords")
         bad = [(word, message) for word in word_list for message in check_keyword(word)]

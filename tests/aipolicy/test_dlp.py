@@ -297,7 +297,7 @@ def test_build_reports_every_problem_with_names() -> None:
     with pytest.raises(DlpError) as raised:
         build_detectors(
             ["secret.nope", "custom.missing"],
-            keywords={"Bad Name": ["x"], "empty": []},
+            keywords={"Bad Name": ["x"], "empty": [], "number": 7, "long": ["x" * 201]},  # type: ignore[dict-item]
             regexes={"loop": "(a+)+", "broken": "("},
         )
     message = str(raised.value)
@@ -305,6 +305,10 @@ def test_build_reports_every_problem_with_names() -> None:
     assert "DLP detector 'custom.missing' is not defined under keywords or regexes" in message
     assert "custom detector name 'Bad Name' must be lower-case letters" in message
     assert "custom keywords 'empty' has no keywords" in message
+    assert "custom keywords 'number' must be a list of strings" in message
+    assert (
+        "custom keyword 'xxxxxxxx" in message and "in 'long' is 201 characters long; at most 200 are allowed" in message
+    )
     assert "custom regex 'loop' ('(a+)+') nests a repeat inside another repeat" in message
     assert "custom regex 'broken' ('(') does not compile: missing ), unterminated subpattern at position 0" in message
 
