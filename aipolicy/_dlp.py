@@ -31,7 +31,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._errors import AipolicyError
@@ -511,6 +511,7 @@ class _Span:
     detector: str
     weak: bool = False
     context: bool = False
+    counted: bool = True  # False: overlaps a match found first; only redacted
 
 
 @dataclass(frozen=True)
@@ -564,7 +565,7 @@ class Scanner:
     def _find(self, text: str) -> list[_Span]:
         folded = text.casefold() if self._fold or self._custom else text
         spans = _leftmost(self._rule_spans(self._main, text, folded))
-        if any(s.weak for s in spans):
+        if any(s.weak and s.counted for s in spans):
             spans = _keep_weak(spans + [span for _, span in self._rule_spans(self._context, text, folded)])
         for custom in self._custom:
             if not custom.triggers or any(t in folded for t in custom.triggers):
@@ -583,7 +584,7 @@ class Scanner:
                 continue
             position = 0
             while (match := regex.search(text, position)) is not None:
-                found = _apply(rule, text, match.start(), match.end())
+                found = _apply(rule, text, match.start(), match.end(), position)
                 yield from ((index, span) for span in found)
                 if rule.split is not None:
                     # the split looked at every window of the run: starting again inside it
@@ -708,9 +709,9 @@ class Scanner:
             raise ScanLimitError(f"body of {len(data)} bytes is over the DLP scan limit of {self.limit}")
 
 
-def _apply(rule: _Rule, text: str, start: int, end: int) -> list[_Span]:
-    if rule.left:
-        limit = max(0, start - 64)
+def _apply(rule: _Rule, text: str, start: int, end: int, floor: int) -> list[_Span]:
+    if rule.left:  # not back into this rule's previous match, which ends at or before floor
+        limit = max(floor, start - 64)
         while start > limit and text[start - 1] in rule.left:
             start -= 1
     if rule.split is not None:
@@ -721,21 +722,24 @@ def _apply(rule: _Rule, text: str, start: int, end: int) -> list[_Span]:
 
 
 def _leftmost(found: Iterable[tuple[int, _Span]]) -> list[_Span]:
-    """Spans that do not overlap: the leftmost wins, then the rule listed first."""
-    kept: list[_Span] = []
+    """All spans; of overlapping ones only the leftmost (then the rule listed first) is
+    counted. The others stay for redaction, so no part of any match survives it."""
+    spans: list[_Span] = []
     end = 0
     for _, span in sorted(found, key=lambda pair: (pair[1].start, pair[0])):
         if span.start >= end:
-            kept.append(span)
+            spans.append(span)
             end = span.end
-    return kept
+        else:
+            spans.append(replace(span, counted=False))
+    return spans
 
 
 def _keep_weak(spans: list[_Span]) -> list[_Span]:
     """Bare (TS)/(S)/(C) portion marks count only with a real marking, or with two or
     more line-start portion marks including (U), and never in a lettered list."""
-    strong = any(s.detector.startswith("marking.") and not (s.weak or s.context) for s in spans)
-    weak = sum(1 for s in spans if s.weak)
+    strong = any(s.detector.startswith("marking.") and s.counted and not (s.weak or s.context) for s in spans)
+    weak = sum(1 for s in spans if s.weak and s.counted)
     unclassified = sum(1 for s in spans if s.detector == "marking.unclassified-portion")
     listed = any(s.detector == "marking.lettered-list" for s in spans)
     keep = strong or (not listed and weak and weak + unclassified >= 2)
@@ -745,7 +749,8 @@ def _keep_weak(spans: list[_Span]) -> list[_Span]:
 def _count(spans: Iterable[_Span]) -> Findings:
     findings: Findings = {}
     for span in spans:
-        _add(findings, span.detector)
+        if span.counted:
+            _add(findings, span.detector)
     return findings
 
 
