@@ -544,18 +544,19 @@ class Scanner:
         return _count(self._spans(text))
 
     def redact_text(self, text: str) -> tuple[str, Findings]:
-        """``text`` with every match replaced by ``[REDACTED:<detector>]``, and the findings."""
-        spans = self._spans(text)
-        if not spans:
-            return text, {}
-        parts: list[str] = []
-        position = 0
-        for span in _non_overlapping(spans):
-            parts.append(text[position : span.start])
-            parts.append(f"[REDACTED:{span.detector}]")
-            position = span.end
-        parts.append(text[position:])
-        return "".join(parts), _count(spans)
+        """``text`` with every match replaced by ``[REDACTED:<detector>]``, and the findings.
+
+        A replacement can expose a match that was not one before ("9CUI//X" has no word
+        boundary before CUI; "]CUI//X" has), so the redacted text is scanned again, up to
+        ``_REDACTION_ROUNDS`` times, and what is found then is redacted and counted too."""
+        findings: Findings = {}
+        for _ in range(_REDACTION_ROUNDS):
+            spans = self._spans(text)
+            if not spans:
+                break
+            text = _replace(text, spans)
+            _merge(findings, _count(spans))
+        return text, findings
 
     def _spans(self, text: str) -> list[_Span]:
         if len(text) > self.limit:
@@ -707,6 +708,20 @@ class Scanner:
     def _check_size(self, data: bytes) -> None:
         if len(data) > self.limit:
             raise ScanLimitError(f"body of {len(data)} bytes is over the DLP scan limit of {self.limit}")
+
+
+_REDACTION_ROUNDS = 3
+
+
+def _replace(text: str, spans: list[_Span]) -> str:
+    parts: list[str] = []
+    position = 0
+    for span in _non_overlapping(spans):
+        parts.append(text[position : span.start])
+        parts.append(f"[REDACTED:{span.detector}]")
+        position = span.end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def _apply(rule: _Rule, text: str, start: int, end: int, floor: int) -> list[_Span]:

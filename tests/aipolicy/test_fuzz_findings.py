@@ -59,3 +59,12 @@ def test_redaction_leaves_no_match_behind_when_matches_touch() -> None:
     assert findings == {"pii.email": 3}
     assert scanner.scan(redacted) == {}
     assert "@" not in redacted
+
+
+def test_redaction_scans_again_for_what_a_replacement_exposes() -> None:
+    # fuzz_dlp: "589-45-6789CUI//Y P": no word boundary before CUI until the SSN became "…]"
+    scanner = build_detectors(["pii", "marking"])
+    redacted, findings = scanner.redact_text("a=589-45-6789CUI//SP-X z")
+    assert findings == {"pii.us-ssn": 1, "marking.cui": 1}
+    assert redacted == "a=[REDACTED:pii.us-ssn][REDACTED:marking.cui] z"
+    assert scanner.scan(redacted) == {}
