@@ -11,9 +11,10 @@ the text, a substring test far cheaper than a regex pass; the digit-based
 rules (SSN, cards) begin with a digit class so the engine skips to digits. A
 JSON body's strings are scanned as one text. (One combined alternation of all
 rules was measured first: Python's ``re`` tries every alternative at every
-position, and it was 5-10 times slower.) Overlapping built-in matches keep the
-leftmost; custom keywords and regexes are separate passes, so an overlap with
-a built-in match never hides a custom hit.
+position, and it was 5-10 times slower.) Of overlapping built-in matches the
+leftmost is counted and all are redacted; custom keywords and regexes are
+separate passes, so an overlap with a built-in match never hides a custom hit.
+Redaction scans its result again, since a replacement can expose a match.
 
 Limits: ``Scanner.scan`` refuses text over ``limit`` characters (default
 ``MAX_SCAN_CHARS``) with ``ScanLimitError``, so the caller can fail closed;
