@@ -470,3 +470,14 @@ def test_bodies_never_raise(data: bytes, content_type: str) -> None:
     redacted, redaction_findings = ALL.redact_body(data, content_type)
     assert isinstance(redacted, bytes)
     assert set(findings) | set(redaction_findings) <= set(detector_names())
+
+
+@BOUNDED
+@given(
+    st.sampled_from(TRUE_POSITIVES),
+    st.text(alphabet=st.characters(categories=["L", "Zs", "Po"]), max_size=30),
+    st.text(alphabet=st.characters(categories=["L", "Zs", "Po"]), max_size=30),
+)
+def test_a_finding_is_still_found_among_other_lines(case: tuple[str, str], before: str, after: str) -> None:
+    detector, text = case
+    assert ALL.scan(f"{before}\n{text}\n{after}").get(detector, 0) >= 1
