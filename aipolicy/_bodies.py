@@ -32,9 +32,9 @@ def decode_body(data: bytes, content_encoding: str, limit: int) -> bytes:
             except ValueError:
                 data = _inflate(data, -zlib.MAX_WBITS, limit)  # raw deflate, as some clients send it
         elif coding == "br" and brotli is not None:
-            data = brotli.decompress(data)
+            data = _unbrotli(data, limit)
         elif coding == "zstd" and zstandard is not None:
-            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+            data = _unzstd(data, limit)
         else:
             raise ValueError(f"unsupported content-encoding {coding!r}")
         if len(data) > limit:
@@ -51,6 +51,40 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
     if len(out) > limit:
         raise ValueError(f"decoded body larger than {limit} bytes")
     return out
+
+
+def _unbrotli(data: bytes, limit: int) -> bytes:
+    # brotli's Decompressor has no output cap: feed it small pieces and stop once over
+    # the limit, so a bomb costs at most about one piece's output more than the limit.
+    assert brotli is not None
+    decompressor = brotli.Decompressor()
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for start in range(0, len(data), _BROTLI_PIECE):
+            part = decompressor.process(data[start : start + _BROTLI_PIECE])
+            parts.append(part)
+            size += len(part)
+            if size > limit:
+                break
+        else:
+            if not decompressor.is_finished():
+                raise ValueError("broken compressed body: truncated brotli stream")
+    except brotli.error as error:
+        raise ValueError(f"broken compressed body: {error}") from None
+    return b"".join(parts)
+
+
+_BROTLI_PIECE = 64
+
+
+def _unzstd(data: bytes, limit: int) -> bytes:
+    assert zstandard is not None
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+            return bytes(reader.read(limit + 1))
+    except zstandard.ZstdError as error:
+        raise ValueError(f"broken compressed body: {error}") from None
 
 
 __all__ = ["decode_body"]

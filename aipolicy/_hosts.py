@@ -63,13 +63,13 @@ def _normalise_once(raw: str) -> str:
         if "%" not in host:
             break
         host = urllib.parse.unquote(host)
-    if host.startswith("["):
+    while host.startswith("["):  # a loop, not one layer per pass: "[.[.[.[…" must not outlast _MAX_PASSES
         end = host.find("]")
         inner = host[1:end] if end != -1 else host[1:]
         ip = _canonical_ip(inner)
         if ip:
             return ip
-        host = inner.strip("[] ")  # not an address: normalise what is inside as a name
+        host = inner.strip("[] " + _TRIM)  # not an address: normalise what is inside as a name
     if host.count(":") == 1:
         host = host.split(":", 1)[0]
     elif host.count(":") > 1:  # bare IPv6 address
