@@ -7,6 +7,7 @@ from aipolicy import __version__
 from ._catalog import catalog
 from ._policy import policy
 from ._proxy import proxy
+from ._report import report
 from ._violations import violations
 
 
@@ -27,3 +28,4 @@ main.add_command(proxy)
 main.add_command(policy)
 main.add_command(catalog)
 main.add_command(violations)
+main.add_command(report)

@@ -105,10 +105,12 @@ class Selection:
         end = self.until or self.now
         return previous_period(self.since, end) if self.since and self.since < end else None
 
-    def reader(self, *, since: datetime.datetime | None = None) -> EventReader:
+    def reader(self, *, since: datetime.datetime | None = None, kinds: Iterable[str] = ("decision",)) -> EventReader:
         start = since or self.since
         try:
-            return read_events(self.patterns, since=format_ts(start) if start else None, until=self.until_ts)
+            return read_events(
+                self.patterns, since=format_ts(start) if start else None, until=self.until_ts, kinds=kinds
+            )
         except EventLogError as error:
             hint = " (give --log FILE or set AIPOLICY_LOG)" if self.default_log else ""
             raise click.ClickException(f"{error}{hint}") from None
@@ -199,9 +201,11 @@ def selection_options(function: F) -> F:
 
 
 @contextlib.contextmanager
-def reading(selection: Selection, *, since: datetime.datetime | None = None) -> Iterator[EventReader]:
+def reading(
+    selection: Selection, *, since: datetime.datetime | None = None, kinds: Iterable[str] = ("decision",)
+) -> Iterator[EventReader]:
     """A reader of the selected logs, with a progress bar on a terminal when there is much to read."""
-    reader = selection.reader(since=since)
+    reader = selection.reader(since=since, kinds=kinds)
     try:
         if stderr.is_terminal and reader.total_bytes >= PROGRESS_MIN_BYTES:
             columns = (TextColumn("reading event logs"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
