@@ -15,6 +15,7 @@ from ._hosts import normalise_host, normalise_path, split_url
 from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
 from ._pages import block_page, json_error, wants_html
 from ._policy import ACTIONS, Policy, Rule, load_policy
+from ._report import Report, Verification, collect_report, render_report
 from ._resources import default_policy, policies_dir, shipped_catalog
 from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
 from ._targets import Target, parse_target
@@ -37,13 +38,16 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Problem",
+    "Report",
     "RequestFacts",
     "Rule",
     "SkipReport",
     "Summary",
     "Target",
     "Vendor",
+    "Verification",
     "block_page",
+    "collect_report",
     "decide",
     "decide_oversize",
     "decision_event",
@@ -61,6 +65,7 @@ __all__ = [
     "parse_time",
     "policies_dir",
     "read_events",
+    "render_report",
     "shipped_catalog",
     "split_url",
     "summarise",

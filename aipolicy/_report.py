@@ -150,7 +150,7 @@ def _rows(table: dict[str | None, _Tally], top: int | None) -> list[Row]:
 
 def collect_report(
     events: Iterable[LogEvent],
-    event_filter: EventFilter = EventFilter(),
+    event_filter: EventFilter | None = None,
     *,
     since: str | None = None,
     until: str | None = None,
@@ -160,6 +160,7 @@ def collect_report(
 
     ``events`` come from a reader asked for ``REPORT_KINDS``. The policy versions are
     those in force in the period, whatever the filter: every event's ``policy`` counts."""
+    event_filter = event_filter or EventFilter()
     overall = _Tally()
     tables: dict[str, dict[str | None, _Tally]] = {
         name: {} for name in ("user", "app", "vendor", "directive", "evasion", "evasion_user")
