@@ -369,7 +369,14 @@ def _print_summary(result: Summary, selection: Selection) -> None:
 @selection_options
 @click.option("--json", "--nl", "as_json", is_flag=True, help="JSON Lines: each event on one line, as it was logged.")
 @click.option("--csv", "as_csv", is_flag=True, help=f"CSV with the columns {', '.join(EXPORT_COLUMNS)}.")
-def export(selection: Selection, as_json: bool, as_csv: bool) -> None:
+@click.option(
+    "--parquet",
+    "parquet_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Parquet files under DIR (new or empty), one folder per day: DIR/dt=YYYY-MM-DD/ (needs pyarrow).",
+)
+def export(selection: Selection, as_json: bool, as_csv: bool, parquet_dir: str | None) -> None:
     """Print the matching events for a SIEM or a spreadsheet, in the order of the log files.
 
     CSV cells that start with = + - @ get a leading ' so that spreadsheets do not
@@ -380,9 +387,14 @@ def export(selection: Selection, as_json: bool, as_csv: bool) -> None:
     Example:
         aipolicy violations export --json --since 7d > attempts.jsonl
         aipolicy violations export --csv --vendor deepseek --log 'events.jsonl*' > deepseek.csv
+        aipolicy violations export --parquet attempts/ --since 2026-11-01
     """
-    if as_json == as_csv:
-        raise click.UsageError("choose one of --json or --csv")
+    if as_json + as_csv + (parquet_dir is not None) != 1:
+        raise click.UsageError("choose one of --json, --csv or --parquet DIR")
+    if parquet_dir is not None:
+        from ._export import export_parquet
+
+        return export_parquet(selection, parquet_dir)
     with reading(selection) as reader, output_pipe():
         events = filter_events(reader, selection.event_filter)
         if as_json:
