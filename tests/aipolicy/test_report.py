@@ -99,7 +99,11 @@ def test_top_n_cuts_the_tables() -> None:
 def test_evasion_counted_apart_from_attempts() -> None:
     report = report_of([FIXTURE])
     assert report.evasion_total == 3
-    assert names(report.evasion_kinds) == [("dns-over-https", 1), ("ip-target-with-ai-sni", 1), ("sni-host-mismatch", 1)]
+    assert names(report.evasion_kinds) == [
+        ("dns-over-https", 1),
+        ("ip-target-with-ai-sni", 1),
+        ("sni-host-mismatch", 1),
+    ]
     assert names(report.evasion_users) == [("dave", 2), ("alice", 1)]
 
 
@@ -237,4 +241,3 @@ def test_day_chart_sizes(count: int) -> None:
     days = {f"2026-10-{day:02d}": day for day in range(1, 1 + min(count, 31))}
     svg = day_chart(days)
     assert svg.count('<rect class="bar"') == min(count, 31)
-

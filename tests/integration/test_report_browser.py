@@ -45,7 +45,9 @@ def test_chromium_renders_report_offline(tmp_path: Path) -> None:
     assert 'id="total-blocked">6<' in dom.stdout and 'id="total-evasion">3<' in dom.stdout
     assert 'id="warned">2<' in dom.stdout and 'id="proceeded">1<' in dom.stdout
     assert P1 in dom.stdout and P2 in dom.stdout
-    assert dom.stdout.count('<rect class="bar"') == 4 + 6 + 4 + 4 + 2  # days 11-01..11-04, users, apps, vendors, directives
+    assert (
+        dom.stdout.count('<rect class="bar"') == 4 + 6 + 4 + 4 + 2
+    )  # days 11-01..11-04, users, apps, vendors, directives
     # The hostile user name is text in the DOM, never an element.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout
     assert not re.search(r"<script", dom.stdout, re.IGNORECASE)
