@@ -27,6 +27,7 @@ from ._summary import EventFilter, as_text, who
 REPORT_KINDS = ("decision", "evasion", "policy_loaded", "policy_rejected")
 WARN_ACTIONS = ("warn", "proceed")  # a warning shown, and the user carrying on past it
 MAX_CHART_DAYS = 366  # a forged timestamp in year 0001 must not draw 740,000 bars
+MAX_LISTED = 100  # rows of the lists that are not top-N (directives, evasion kinds): forged values are endless
 _LABEL_CHARACTERS = 48
 # C0/C1 controls, zero-width and bidirectional controls: they could reorder or hide what is shown.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
@@ -83,7 +84,8 @@ class Report:
     top_users: list[Row] = field(default_factory=list)
     top_apps: list[Row] = field(default_factory=list)
     top_vendors: list[Row] = field(default_factory=list)
-    directives: list[Row] = field(default_factory=list)  # every directive, most attempts first
+    directives: list[Row] = field(default_factory=list)  # most attempts first, up to MAX_LISTED
+    directive_count: int = 0  # distinct directives, listed or not
     evasion_total: int = 0
     evasion_kinds: list[Row] = field(default_factory=list)
     evasion_users: list[Row] = field(default_factory=list)
@@ -205,9 +207,10 @@ def collect_report(
         top_users=_rows(users, top),
         top_apps=_rows(apps, top),
         top_vendors=_rows(vendors, top),
-        directives=[row for row in _rows(directives, None) if row.name is not None],
+        directives=_rows({key: tally for key, tally in directives.items() if key is not None}, MAX_LISTED),
+        directive_count=len(directives) - (None in directives),
         evasion_total=evasion_total,
-        evasion_kinds=_rows(tables["evasion"], None),
+        evasion_kinds=_rows(tables["evasion"], MAX_LISTED),
         evasion_users=_rows(tables["evasion_user"], top),
         warned=actions.get("warn", 0),
         proceeded=actions.get("proceed", 0),
@@ -473,7 +476,11 @@ def _directives(report: Report) -> str:
         ),
         "numbers",
     )
-    return _section("directives", "By directive", bar_chart(rows, "Attempts by directive") + table)
+    more = report.directive_count - len(rows)
+    note = (
+        f'<p class="note">{_count(more)} more directive(s) with fewer attempts are not listed.</p>' if more > 0 else ""
+    )
+    return _section("directives", "By directive", bar_chart(rows, "Attempts by directive") + table + note)
 
 
 def _evasion(report: Report) -> str:

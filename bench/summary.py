@@ -63,6 +63,7 @@ DUCKDB_CODE = """
 import sys, time, duckdb
 path, by, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")  # it would print to stdout
 if threads:
     con.execute(f"SET threads = {threads}")
 keys = {"rule": "rule", "user": "coalesce(\\"user\\", client_ip)", "app": "app"}
@@ -136,7 +137,7 @@ def run(code: str, *args: str) -> list[str]:
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     if done.returncode:
         sys.exit(f"bench/summary.py: a measurement failed:\n{done.stderr[-3000:]}")
-    return done.stdout.split()
+    return done.stdout.strip().splitlines()[-1].split()
 
 
 def compare(path: Path, count: int, repeats: int) -> bool:

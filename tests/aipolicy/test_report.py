@@ -42,6 +42,7 @@ import pytest
 from aipolicy._logs import read_events
 from aipolicy._report import (
     MAX_CHART_DAYS,
+    MAX_LISTED,
     NOT_CHECKED,
     REPORT_KINDS,
     Report,
@@ -94,6 +95,15 @@ def test_top_n_cuts_the_tables() -> None:
     report = report_of([FIXTURE], top=2)
     assert names(report.top_users) == [("alice", 3), ("bob", 3)]
     assert len(report.directives) == 2  # every directive, whatever --top
+
+
+def test_forged_directives_are_listed_up_to_a_bound(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    line = '{{"v":1,"ts":"2026-11-01T00:00:00.000Z","event":"decision","action":"block","directive":"d{}"}}\n'
+    log.write_text("".join(line.format(number) for number in range(MAX_LISTED + 5)))
+    report = report_of([str(log)])
+    assert (len(report.directives), report.directive_count) == (MAX_LISTED, MAX_LISTED + 5)
+    assert "5 more directive(s) with fewer attempts are not listed." in render_report(report)
 
 
 def test_evasion_counted_apart_from_attempts() -> None:
