@@ -67,6 +67,7 @@ from ._pages import block_page, json_error, wants_html, warn_page
 from ._policy import ACTIONS, Policy, Rule, load_policy
 from ._replay import LIMITS as REPLAY_LIMITS
 from ._replay import ReplayReport, Transition, facts_from_event, redecide, replay
+from ._report import Report, Verification, collect_report, render_report
 from ._resources import default_policy, policies_dir, shipped_catalog, template
 from ._scope import Identity, PolicyException, Scope, TimeWindow
 from ._siem import SYSLOG_FORMATS, SinkConfigError, format_message, frame, parse_syslog_url, to_cef, to_rfc5424
@@ -121,6 +122,7 @@ __all__ = [
     "QuotaVerdict",
     "REPLAY_LIMITS",
     "ReplayReport",
+    "Report",
     "RequestFacts",
     "Rule",
     "RuleMeta",
@@ -139,6 +141,7 @@ __all__ = [
     "TimeWindow",
     "Transition",
     "Vendor",
+    "Verification",
     "WarnSettings",
     "apply_import",
     "audit_log_path",
@@ -146,6 +149,7 @@ __all__ = [
     "build_detectors",
     "check_custom_regex",
     "clean_justification",
+    "collect_report",
     "decide",
     "decide_oversize",
     "decision_event",
@@ -189,6 +193,7 @@ __all__ = [
     "read_events",
     "read_source",
     "redecide",
+    "render_report",
     "replay",
     "shipped_catalog",
     "sign_bundle",

@@ -3,7 +3,8 @@
 Reading streams (constant memory, whatever the size of the logs) and never
 crashes on bad input: a line that cannot be used is skipped and counted by
 reason in a ``SkipReport``, with where the first few were. Only ``decision``
-events are yielded; other kinds (``policy_loaded`` …) are passed over silently.
+events are yielded unless ``kinds`` asks for more; other kinds (``policy_loaded`` …)
+are passed over silently.
 
     reader = read_events(["/var/log/aipolicy/events.jsonl*"], since="2026-11-01T00:00:00.000Z")
     for event in reader:
@@ -136,10 +137,13 @@ def format_ts(moment: datetime.datetime) -> str:
 class _Parser:
     """Turns one line into a LogEvent, or counts why it cannot be one."""
 
-    def __init__(self, skipped: SkipReport, since: str | None, until: str | None) -> None:
+    def __init__(
+        self, skipped: SkipReport, since: str | None, until: str | None, kinds: frozenset[str] = frozenset({"decision"})
+    ) -> None:
         self.skipped = skipped
         self.since = since
         self.until = until
+        self.kinds = kinds
 
     def out_of_range(self, ts: str) -> bool:
         return (self.since is not None and ts < self.since) or (self.until is not None and ts >= self.until)
@@ -179,7 +183,9 @@ class _Parser:
         if kind != "decision":
             if type(kind) is not str:
                 self.skipped.add("invalid", file, line)
-            return None
+                return None
+            if kind not in self.kinds:
+                return None
         ts = canonical_ts(data.get("ts"))
         if ts is None:
             self.skipped.add("invalid", file, line)
@@ -317,6 +323,7 @@ class EventReader:
         since: str | None = None,
         until: str | None = None,
         progress: Callable[[int], None] | None = None,
+        kinds: Iterable[str] = ("decision",),
     ) -> None:
         expanded = expand(patterns)
         self.files = [path for path, _ in expanded]
@@ -325,7 +332,7 @@ class EventReader:
         self.since = since
         self.until = until
         self.progress = progress
-        self._parser = _Parser(self.skipped, since, until)
+        self._parser = _Parser(self.skipped, since, until, frozenset(kinds))
 
     @property
     def total_bytes(self) -> int:
@@ -371,12 +378,16 @@ def read_events(
     since: str | None = None,
     until: str | None = None,
     progress: Callable[[int], None] | None = None,
+    kinds: Iterable[str] = ("decision",),
 ) -> EventReader:
     """Decision events from the files and globs in ``patterns`` (see ``EventReader``).
 
+    ``kinds``: the ``event`` values to yield (``decision`` by default; add ``evasion``,
+    ``policy_loaded`` … to see those too). Decision events are always yielded.
+
     Raises EventLogError at once for a file that does not exist or a glob that matches nothing.
     """
-    return EventReader(patterns, since=since, until=until, progress=progress)
+    return EventReader(patterns, since=since, until=until, progress=progress, kinds=kinds)
 
 
 class _FollowedFile:

@@ -17,6 +17,7 @@ from ._log import log
 from ._pac import pac
 from ._policy import policy
 from ._proxy import proxy
+from ._report import report
 from ._violations import violations
 
 
@@ -44,3 +45,4 @@ main.add_command(init)
 main.add_command(pac)
 main.add_command(ca)
 main.add_command(log)
+main.add_command(report)

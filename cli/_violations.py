@@ -104,10 +104,12 @@ class Selection:
         end = self.until or self.now
         return previous_period(self.since, end) if self.since and self.since < end else None
 
-    def reader(self, *, since: datetime.datetime | None = None) -> EventReader:
+    def reader(self, *, since: datetime.datetime | None = None, kinds: Iterable[str] = ("decision",)) -> EventReader:
         start = since or self.since
         try:
-            return read_events(self.patterns, since=format_ts(start) if start else None, until=self.until_ts)
+            return read_events(
+                self.patterns, since=format_ts(start) if start else None, until=self.until_ts, kinds=kinds
+            )
         except EventLogError as error:
             hint = " (give --log FILE or set AIPOLICY_LOG)" if self.default_log else ""
             raise click.ClickException(f"{error}{hint}") from None
@@ -200,9 +202,11 @@ def selection_options(function: F) -> F:
 
 
 @contextlib.contextmanager
-def reading(selection: Selection, *, since: datetime.datetime | None = None) -> Iterator[EventReader]:
+def reading(
+    selection: Selection, *, since: datetime.datetime | None = None, kinds: Iterable[str] = ("decision",)
+) -> Iterator[EventReader]:
     """A reader of the selected logs, with a progress bar on a terminal when there is much to read."""
-    reader = selection.reader(since=since)
+    reader = selection.reader(since=since, kinds=kinds)
     try:
         if stderr.is_terminal and reader.total_bytes >= PROGRESS_MIN_BYTES:
             columns = (TextColumn("reading event logs"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -366,7 +370,14 @@ def _print_summary(result: Summary, selection: Selection) -> None:
 @selection_options
 @click.option("--json", "--nl", "as_json", is_flag=True, help="JSON Lines: each event on one line, as it was logged.")
 @click.option("--csv", "as_csv", is_flag=True, help=f"CSV with the columns {', '.join(EXPORT_COLUMNS)}.")
-def export(selection: Selection, as_json: bool, as_csv: bool) -> None:
+@click.option(
+    "--parquet",
+    "parquet_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Parquet files under DIR (new or empty), one folder per day: DIR/dt=YYYY-MM-DD/ (needs pyarrow).",
+)
+def export(selection: Selection, as_json: bool, as_csv: bool, parquet_dir: str | None) -> None:
     """Print the matching events for a SIEM or a spreadsheet, in the order of the log files.
 
     CSV cells that start with = + - @ get a leading ' so that spreadsheets do not
@@ -377,9 +388,14 @@ def export(selection: Selection, as_json: bool, as_csv: bool) -> None:
     Example:
         aipolicy violations export --json --since 7d > attempts.jsonl
         aipolicy violations export --csv --vendor deepseek --log 'events.jsonl*' > deepseek.csv
+        aipolicy violations export --parquet attempts/ --since 2026-11-01
     """
-    if as_json == as_csv:
-        raise click.UsageError("choose one of --json or --csv")
+    if as_json + as_csv + (parquet_dir is not None) != 1:
+        raise click.UsageError("choose one of --json, --csv or --parquet DIR")
+    if parquet_dir is not None:
+        from ._export import export_parquet
+
+        return export_parquet(selection, parquet_dir)
     with reading(selection) as reader, output_pipe():
         events = filter_events(reader, selection.event_filter)
         if as_json:

@@ -484,7 +484,7 @@ def test_export_csv_guards_against_formulas(hostile_log: Path) -> None:
 def test_export_needs_one_format(flags: list[str]) -> None:
     result = run("export", "--log", ALL, *flags)
     assert_clean_failure(result, 2)
-    assert "choose one of --json or --csv" in result.stderr
+    assert "choose one of --json, --csv or --parquet DIR" in result.stderr
 
 
 # --- tail -----------------------------------------------------------------------------------
