@@ -33,7 +33,7 @@ from ._controls import (
     parse_duration,
     parse_size,
 )
-from ._decision import Decision, RequestFacts, decide, decide_oversize
+from ._decision import Decision, RequestFacts, decide, decide_oversize, scan_request
 from ._diff import PolicyDiff, diff_policies
 from ._dlp import (
     DETECTORS,
@@ -195,6 +195,7 @@ __all__ = [
     "redecide",
     "render_report",
     "replay",
+    "scan_request",
     "shipped_catalog",
     "sign_bundle",
     "split_url",

@@ -12,10 +12,11 @@ from ._controls import is_write
 from ._hosts import normalise_host, normalise_path, parse_ip
 from ._index import PathPattern
 from ._models import ModelCondition, ModelReader
-from ._policy import Entry, Policy, Rule
+from ._dlp import ScanLimitError, Scanner
+from ._policy import DlpCondition, Entry, Policy, Rule
 from ._scope import PolicyException
 
-SEVERITY = {"allow": 0, "read-only": 1, "monitor": 1, "quota": 2, "warn": 2, "block": 3}
+SEVERITY = {"allow": 0, "read-only": 1, "monitor": 1, "redact": 2, "quota": 2, "warn": 2, "block": 3}
 # Names whose decision depends on neither path nor body are remembered per policy, so a name seen
 # again costs one normalisation and one dict lookup. Bounded: a full cache is emptied and refilled.
 DECISION_CACHE_SIZE = 16_384
@@ -62,6 +63,7 @@ class Decision:
     model: str = ""  # the model id that matched a model rule
     control: str = ""  # "read-only" when a read-only rule refused a submission
     exception: Mapping[str, str] | None = None  # the exception that lifted a rule for this request
+    dlp: Mapping[str, int] | None = None  # DLP findings: detector name -> count (never the matched text)
 
     @property
     def blocked(self) -> bool:
@@ -86,6 +88,7 @@ class Decision:
             "model": self.model or None,
             "control": self.control or None,
             "exception": dict(self.exception) if self.exception else None,
+            "dlp": dict(self.dlp) if self.dlp else None,
         }
 
 
@@ -159,15 +162,19 @@ def _decide_name(
             if rule.scope is not None and not rule.scope.applies(who.user, who.groups, who.client_ip, who.moment):
                 continue
         model = ""
+        findings: dict[str, int] | None = None
         if condition is not None:
             if raw_path is None:  # connection level: only the decrypted request can tell
                 return _verdict(policy, rule, name, app, names, final=False)
+            scanner = None
+            if type(condition) is DlpCondition:
+                scanner, condition = condition.scanner, condition.inner
             if type(condition) is PathPattern:
                 if path is None:
                     path = normalise_path(raw_path)
                 if not condition.matches(path):
                     continue
-            else:
+            elif condition is not None:
                 assert isinstance(condition, ModelCondition)
                 if reader is None:
                     reader = ModelReader(raw_path, facts.headers, facts.body)
@@ -178,6 +185,12 @@ def _decide_name(
                 if hit is None:
                     continue
                 model, app = hit
+            if scanner is not None:
+                if facts.body is None:  # the body is not read yet
+                    return _verdict(policy, rule, name, app, names, final=False)
+                findings = scan_request(scanner, facts)
+                if not findings:
+                    continue
         if rule.exceptions:
             assert who is not None
             lifted = _exception_for(rule, who)
@@ -188,6 +201,8 @@ def _decide_name(
             verdict = _read_only(policy, rule, name, app, names, facts)
         else:
             verdict = _verdict(policy, rule, name, app, names, model=model)
+        if findings:
+            verdict = _with_findings(verdict, findings)
         return _excused(verdict, excused)
     return _excused(_default(policy, name, names), excused)
 
@@ -209,6 +224,24 @@ def _exception_for(rule: Rule, who: _Who) -> PolicyException | None:
         if exception.active(who.moment) and exception.scope.applies(who.user, who.groups, who.client_ip, who.moment):
             return exception
     return None
+
+
+def scan_request(scanner: Scanner, facts: RequestFacts) -> dict[str, int]:
+    """DLP findings (detector -> count) in a decoded request body; a body too large to scan
+    counts as a finding of its own, so that the rule's action applies (fail closed)."""
+    assert facts.body is not None
+    try:
+        return scanner.scan_body(facts.body, facts.headers.get("content-type", ""))
+    except ScanLimitError:
+        return {"dlp.too-large-to-scan": 1}
+
+
+def _with_findings(decision: Decision, findings: dict[str, int]) -> Decision:
+    found = ", ".join(f"{name} ({count})" for name, count in sorted(findings.items()))
+    action = decision.action
+    if action == "redact" and "dlp.too-large-to-scan" in findings:
+        action = "block"  # what was not scanned cannot be redacted
+    return replace(decision, action=action, reason=f"{decision.reason}; found: {found}", dlp=dict(findings))
 
 
 def _excused(decision: Decision, exception: PolicyException | None) -> Decision:
@@ -311,6 +344,7 @@ def _default_reason(action: str, subject: str, rule_id: str) -> str:
         "warn": "needs a confirmation",
         "read-only": "is read-only",
         "quota": "has a usage budget",
+        "redact": "has sensitive data removed",
         "monitor": "is monitored",
         "allow": "is allowed",
     }[action]

@@ -86,6 +86,8 @@ def decision_event(
         event["control"] = decision.control
     if decision.exception:
         event["exception"] = dict(decision.exception)
+    if decision.dlp:
+        event["dlp"] = dict(decision.dlp)
     if note:
         event["note"] = note
     return event

@@ -25,6 +25,7 @@ from ._controls import (
     parse_duration,
     parse_size,
 )
+from ._dlp import DlpError, Scanner, build_detectors, check_custom_regex, check_keyword, resolve_names
 from ._errors import PolicyError, Problem
 from ._index import HostIndex, NetworkIndex, PathPattern
 from ._located import LocatedDict, LocatedList, Position
@@ -34,14 +35,16 @@ from ._scope import Identity, PolicyException, Scope
 from ._scope_loader import ScopeReader
 from ._targets import Target, parse_target
 
-ACTIONS = ("block", "warn", "read-only", "quota", "monitor", "allow")
+ACTIONS = ("block", "warn", "read-only", "quota", "redact", "monitor", "allow")
+DLP_ACTIONS = ("block", "redact", "monitor")
 DEFAULT_ACTIONS = ("block", "monitor", "allow")
-PLANNED_ACTIONS = ("redact",)
+PLANNED_ACTIONS: tuple[str, ...] = ()
 MATCH_KEYS = ("domains", "hosts", "ips", "urls", "lists", "vendors", "apps", "categories", "models", "any")
 RULE_KEYS = (
     "id", "description", "action", "match", "reason", "directive", "owner", "review", "expires", "enabled", "contact", "warn",
-    "quota", "when",
+    "quota", "when", "dlp",
 )  # fmt: skip
+DLP_KEYS = ("detectors", "keywords", "patterns")
 WARN_KEYS = ("justification", "remember", "message")
 QUOTA_KEYS = ("requests", "bytes", "per", "by", "alert")
 ALERT_KEYS = ("factor", "min_requests")
@@ -55,8 +58,18 @@ DIRECTIVE_KEYS = ("id", "title", "reference", "issued", "authority")
 LIST_FILE_KEYS = ("file", "format", "description")
 LIST_FORMATS = ("plain", "hosts")
 
+
+@dataclass(frozen=True)
+class DlpCondition:
+    """A DLP rule's condition on a host: what the rule also matched there (a path or a model
+    condition, or nothing), and the scanner that must find something in the request body."""
+
+    scanner: Scanner
+    inner: PathPattern | ModelCondition | None = None
+
+
 # An entry in an index: (rule position, condition on the request or None, catalogue app id or None).
-Entry = tuple[int, PathPattern | ModelCondition | None, str | None]
+Entry = tuple[int, PathPattern | ModelCondition | DlpCondition | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class Rule:
     warn: WarnSettings | None = None  # action warn: how the acknowledgement works
     quota: QuotaSettings | None = None  # action quota: the budget
     scope: Scope | None = None  # `when`: the users, groups, networks and times the rule applies to
+    dlp: Scanner | None = None  # `dlp`: the detectors whose findings in the request body the rule needs
     exceptions: tuple[PolicyException, ...] = ()  # who the rule is lifted for, until when
 
     @property
@@ -196,7 +210,7 @@ class _PolicyLoader:
                 continue
             index = len(rules)
             rules.append(rule)
-            self._index_rule(rule_map, index, hosts, networks, always)
+            self._index_rule(rule_map, index, hosts, networks, always, rule.dlp)
         exceptions = self.scopes.read_exceptions(root, seen)
         rules = [replace(r, exceptions=tuple(e for e in exceptions if e.rule == r.id)) for r in rules]
         self.files.extend(self.scopes.files)
@@ -351,6 +365,7 @@ class _PolicyLoader:
         warn = self._read_warn(rule, what, action)
         quota = self._read_quota(rule, what, action)
         scope = self.scopes.read_when(rule, what)
+        dlp = self._read_dlp(rule, what, action)
         if not rule_id or not action:
             return None
         return Rule(
@@ -363,8 +378,69 @@ class _PolicyLoader:
             warn=warn,
             quota=quota,
             scope=scope,
+            dlp=dlp,
             **text,
         )
+
+    def _read_dlp(self, rule: LocatedDict, what: str, action: str | None) -> Scanner | None:
+        check = self.check
+        if "dlp" not in rule:
+            if action == "redact":
+                check.error(
+                    rule.position,
+                    "missing-key",
+                    f"{what} has action redact but no dlp: (what to redact, e.g. dlp: {{detectors: [secret, pii]}})",
+                )
+            return None
+        position = rule.value_positions["dlp"]
+        if action is not None and action not in DLP_ACTIONS:
+            check.error(
+                position, "misplaced-key", f"{what}.dlp goes with action {', '.join(DLP_ACTIONS)}, not {action}"
+            )
+            return None
+        settings = check.mapping(rule["dlp"], position, f"{what}.dlp")
+        if settings is None:
+            return None
+        check.keys(settings, f"{what}.dlp", DLP_KEYS)
+        ok = True
+        names = []
+        for name, name_position in check.strings(settings, "detectors", f"{what}.dlp"):
+            try:
+                if not name.startswith("custom."):
+                    resolve_names([name])
+                names.append(name)
+            except DlpError as error:
+                check.error(name_position, "unknown-detector", f"{what}.dlp.detectors: {error}")
+                ok = False
+        keywords: dict[str, list[str]] = {}
+        for set_name, body, body_position in check.entries(settings, "keywords", f"{what}.dlp"):
+            words = [body] if isinstance(body, str) else list(body) if isinstance(body, list) else None
+            if not words:
+                check.error(body_position, "wrong-type", f"{what}.dlp.keywords.{set_name} must be a list of words")
+                ok = False
+                continue
+            for word in words:
+                for message in check_keyword(word):
+                    check.error(body_position, "bad-keyword", f"{what}.dlp.keywords.{set_name}: {word!r} {message}")
+                    ok = False
+            keywords[set_name] = [str(w) for w in words]
+        patterns: dict[str, str] = {}
+        for set_name, body, body_position in check.entries(settings, "patterns", f"{what}.dlp"):
+            messages = check_custom_regex(body) if isinstance(body, str) else ["must be a regular expression string"]
+            for message in messages:
+                check.error(body_position, "bad-pattern", f"{what}.dlp.patterns.{set_name}: {message}")
+                ok = False
+            patterns[set_name] = str(body)
+        if not names and not keywords and not patterns:
+            check.error(settings.position, "empty-dlp", f"{what}.dlp names no detectors, keywords or patterns")
+            return None
+        if not ok:
+            return None
+        try:
+            return build_detectors(names, keywords, patterns)
+        except DlpError as error:
+            check.error(position, "bad-dlp", f"{what}.dlp: {error}")
+            return None
 
     def _control_mapping(self, rule: LocatedDict, key: str, what: str, action: str | None) -> LocatedDict | None:
         if key not in rule:
@@ -478,14 +554,21 @@ class _PolicyLoader:
             )
 
     def _index_rule(
-        self, rule: LocatedDict, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry], always: list[Entry]
+        self,
+        rule: LocatedDict,
+        index: int,
+        hosts: HostIndex[Entry],
+        networks: NetworkIndex[Entry],
+        always: list[Entry],
+        dlp: Scanner | None = None,
     ) -> None:
+        wrap = _dlp_wrapper(dlp)
         match = rule.get("match")
         if not isinstance(match, LocatedDict):
             return
         what = f"rule {rule.get('id')!r}"
         if match.get("any") is True:
-            always.append((index, None, None))
+            always.append((index, wrap(None), None))
         elif "any" in match:
             self.check.error(match.value_positions["any"], "wrong-type", f"{what}.match.any must be true (or left out)")
         targets: list[tuple[Target, str | None]] = []
@@ -515,7 +598,7 @@ class _PolicyLoader:
                     f"{what} refers to list {name!r}, which is not defined under 'lists' (defined: {', '.join(self.lists) or 'none'})",
                 )
                 continue
-            self._index_list(name, index, hosts, networks)
+            self._index_list(name, index, hosts, networks, wrap)
         patterns: list[tuple[str, str | None]] = []
         for text, _ in self.check.strings(match, "models", f"{what}.match"):
             patterns.append((text.lower(), None))
@@ -527,22 +610,26 @@ class _PolicyLoader:
             if app is None and target.kind == "domain" and self.catalog is not None:
                 found = self.catalog.app_for_host(target.host.lstrip("*.="))  # annotate once, not per request
                 app = found.id if found else None
-            _index_target(target, (index, target.path, app), hosts, networks)
+            _index_target(target, (index, wrap(target.path), app), hosts, networks)
         if patterns and self.catalog is not None:
-            self._index_models(tuple(dict.fromkeys(patterns)), index, hosts)
+            self._index_models(tuple(dict.fromkeys(patterns)), index, hosts, wrap)
 
-    def _index_models(self, patterns: tuple[tuple[str, str | None], ...], index: int, hosts: HostIndex[Entry]) -> None:
+    def _index_models(
+        self, patterns: tuple[tuple[str, str | None], ...], index: int, hosts: HostIndex[Entry], wrap: _Wrap
+    ) -> None:
         """A model rule applies on every provider API host in the catalogue, where it reads the model id."""
         for provider in self.catalog.providers.values():  # type: ignore[union-attr]
             condition = ModelCondition(provider, patterns)
             for target in provider.targets:
-                hosts.add(target.host, (index, condition, None))
+                hosts.add(target.host, (index, wrap(condition), None))
 
-    def _index_list(self, name: str, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry]) -> None:
+    def _index_list(
+        self, name: str, index: int, hosts: HostIndex[Entry], networks: NetworkIndex[Entry], wrap: _Wrap
+    ) -> None:
         entries = self.lists[name]
         for target, _ in entries.targets:
-            _index_target(target, (index, target.path, None), hosts, networks)
-        hosts.add_many(entries.domains, (index, None, None))
+            _index_target(target, (index, wrap(target.path), None), hosts, networks)
+        hosts.add_many(entries.domains, (index, wrap(None), None))
 
     def _catalog_apps(self, match: LocatedDict, what: str) -> list[str]:
         catalog = self.catalog
@@ -650,3 +737,13 @@ def _positive_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"expected a number above 0, got {value!r}")
     return float(value)
+
+
+_Wrap = Any  # Callable[[condition], condition]
+
+
+def _dlp_wrapper(dlp: Scanner | None) -> _Wrap:
+    """For a DLP rule, every entry's condition also needs the scanner to find something."""
+    if dlp is None:
+        return lambda condition: condition
+    return lambda condition: DlpCondition(dlp, condition)

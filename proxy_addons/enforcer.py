@@ -295,11 +295,16 @@ class Enforcer:
         except Exception as error:
             self._fail_closed(flow, error, "request")
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or not flow.metadata.get("aipolicy_wait_body"):
             return
         try:
-            self._enforce_request(flow, with_body=True)
+            decided = None
+            if len(flow.request.raw_content or b"") > SCAN_IN_THREAD_ABOVE:
+                # a large body takes long to decode and scan: do it off the event loop
+                facts, oversize = self._request_facts(flow, with_body=True)
+                decided = await asyncio.to_thread(self._decide_and_redact, facts)
+            self._enforce_request(flow, with_body=True, decided=decided)
         except Exception as error:
             self._fail_closed(flow, error, "request")
 
@@ -330,7 +335,8 @@ class Enforcer:
 
     # --- decisions and actions ----------------------------------------------
 
-    def _enforce_request(self, flow: http.HTTPFlow, with_body: bool = False) -> None:
+    def _request_facts(self, flow: http.HTTPFlow, with_body: bool) -> tuple[RequestFacts, int]:
+        """The facts of a request (with its decoded body, if read), and its size if too large to inspect."""
         request = flow.request
         state = self._state(flow.client_conn)
         names = (request.host, state.sni or flow.client_conn.sni or "", request.host_header or "")
@@ -344,7 +350,30 @@ class Enforcer:
             path=request.path,
             body=body,
         )
+        return facts, oversize
+
+    def _decide_and_redact(self, facts: RequestFacts) -> tuple[RequestFacts, Decision, bytes | None]:
+        """The decision and, for a redact decision, the redacted body: pure work, safe in a thread."""
         decision = self._decide(facts)
+        redacted = self._redacted_body(decision, facts) if decision.action == "redact" else None
+        return facts, decision, redacted
+
+    def _enforce_request(
+        self,
+        flow: http.HTTPFlow,
+        with_body: bool = False,
+        decided: tuple[RequestFacts, Decision, bytes | None] | None = None,
+    ) -> None:
+        request = flow.request
+        state = self._state(flow.client_conn)
+        redacted = None
+        if decided is not None:
+            facts, decision, redacted = decided
+            oversize = 0 if facts.body is not None else len(request.raw_content or b"")
+        else:
+            facts, oversize = self._request_facts(flow, with_body)
+            decision = self._decide(facts)
+        body = facts.body
         if not decision.final and self.policy:
             oversize = oversize or _declared_size(request)  # only a request whose body a rule needs is sized
             if oversize > self.policy.inspect_max_bytes:
@@ -368,6 +397,9 @@ class Enforcer:
             return
         if decision.action == "quota" and self._over_quota(flow, decision, facts):
             return
+        if decision.action == "redact":
+            self._redact(flow, decision, facts, redacted)
+            return
         if (decision.action == "monitor" or decision.exception) and not self._record(
             decision, facts, "request", flow=flow
         ):
@@ -375,6 +407,34 @@ class Enforcer:
             return
         if not with_body and body is None and _large_or_open_ended(request.headers):
             request.stream = True  # decided without the body: let big uploads stream through untouched
+
+    # --- DLP redaction ----------------------------------------------------------
+
+    def _redacted_body(self, decision: Decision, facts: RequestFacts) -> bytes | None:
+        """The body with what the rule's detectors found replaced, or None if something would remain
+        (a secret used as a JSON key, say): then the request is blocked instead."""
+        assert self.policy is not None and facts.body is not None
+        rule = self.policy.rule(decision.rule)
+        if rule is None or rule.dlp is None:
+            return None
+        content_type = facts.headers.get("content-type", "")
+        redacted, _ = rule.dlp.redact_body(facts.body, content_type)
+        if aipolicy.scan_request(rule.dlp, replace(facts, body=redacted)):
+            return None
+        return redacted
+
+    def _redact(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts, redacted: bytes | None) -> None:
+        if redacted is None and facts.body is not None:
+            redacted = self._redacted_body(decision, facts)
+        if redacted is None:
+            reason = f"{decision.reason}; it could not be redacted completely, so the request was not sent"
+            self._block(flow, replace(decision, action="block", reason=reason), facts)
+            return
+        if not self._record(decision, facts, "request", flow=flow):
+            self._block(flow, _unlogged(decision), facts)
+            return
+        flow.request.content = redacted  # encoded again as the request declares; Content-Length follows
+        flow.metadata["aipolicy_redacted"] = dict(decision.dlp or {})
 
     # --- warn and quota -------------------------------------------------------
 
@@ -779,6 +839,7 @@ def _known_empty_body(request: http.Request) -> bytes | None:
     return None
 
 
+SCAN_IN_THREAD_ABOVE = 64 * 1024  # bytes of request body; smaller ones are decided on the event loop
 PROCEED_PATH = "/.aipolicy/proceed"  # where the warning page's form posts its acknowledgement
 WARN_EVENT_INTERVAL = 60.0  # seconds
 

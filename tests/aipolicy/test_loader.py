@@ -17,9 +17,7 @@ from aipolicy import Policy, PolicyError, Problem, RequestFacts, decide, load_po
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LOADER = FIXTURES / "loader"
 FIXTURE_CATALOG = FIXTURES / "catalog.yaml"
-VALID_RULE_KEYS = (
-    "id, description, action, match, reason, directive, owner, review, expires, enabled, contact, warn, quota, when"
-)
+VALID_RULE_KEYS = "id, description, action, match, reason, directive, owner, review, expires, enabled, contact, warn, quota, when, dlp"
 BAD_DOMAIN_HINT = "(expected e.g. example.com, *.example.com, =api.example.com, 192.0.2.0/24, example.com/path)"
 
 
@@ -126,23 +124,22 @@ def test_bad_action_suggests_the_closest(tmp_path: Path) -> None:
         """,
     )
     assert problems_of(path) == [
-        f"{path}:5:13: error: rule 'r'.action is 'blok'; did you mean 'block'? (valid: block, warn, read-only, quota, monitor, allow) [bad-value]"
+        f"{path}:5:13: error: rule 'r'.action is 'blok'; did you mean 'block'? (valid: block, warn, read-only, quota, redact, monitor, allow) [bad-value]"
     ]
 
 
-@pytest.mark.parametrize("action", ["redact"])
-def test_planned_action_is_not_available_yet(tmp_path: Path, action: str) -> None:
+def test_redact_needs_dlp(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        f"""
+        """
         rules:
           - id: r
-            action: {action}
-            match: {{domains: [x.example]}}
+            action: redact
+            match: {domains: [x.example]}
         """,
     )
     assert problems_of(path) == [
-        f"{path}:5:13: error: rule 'r': action '{action}' is not available in this version (valid: block, warn, read-only, quota, monitor, allow) [unsupported-action]"
+        f"{path}:4:5: error: rule 'r' has action redact but no dlp: (what to redact, e.g. dlp: {{detectors: [secret, pii]}}) [missing-key]"
     ]
 
 

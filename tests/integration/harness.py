@@ -99,14 +99,16 @@ def start_upstream(tls_files: tuple[Path, Path] | None = None) -> Upstream:
 
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            if length:
-                self.rfile.read(length)
+            received = self.rfile.read(length) if length else b""
             upstream.requests.append(
                 {
                     "method": self.command,
                     "path": self.path,
                     "host": self.headers.get("host", ""),
                     "header_names": ",".join(sorted(k.lower() for k in self.headers)),
+                    "body": received[: 1 << 20].decode("utf-8", "replace"),
+                    "raw": received[: 1 << 20].decode("latin-1"),  # the bytes as sent: .encode("latin-1")
+                    "content_encoding": self.headers.get("content-encoding", ""),
                 }
             )
             body = json.dumps({"upstream": "reached", "path": self.path}).encode()
