@@ -336,3 +336,23 @@ def test_policy_test_shows_the_controls(
     assert (decision["action"], decision["rule"], decision["control"]) == (action, rule, control)
     table = run("policy", "test", *arguments, "--policy", str(policy))
     assert table.exit_code == 0 and f"Action        {action}" in table.output, table.output
+
+
+def test_policy_test_reports_dlp_findings_from_the_body_file(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\ncatalog: {FIXTURES / 'catalog.yaml'}\nrules:\n"
+        "  - {id: no-secrets, action: block, match: {hosts: [api.openai.com]}, dlp: {detectors: [secret]}}\n"
+    )
+    body = tmp_path / "body.json"
+    body.write_text('{"model": "gpt-4o", "messages": [{"role": "user", "content": "key AKIAZ3MPLEKEY7QX4R2T"}]}')
+    args = ["policy", "test", "https://api.openai.com/v1/chat/completions", "--method", "POST", "--policy", str(policy)]
+    found = json.loads(
+        run(*args, "--body-file", str(body), "--header", "content-type:application/json", "--json").output
+    )
+    assert (found["action"], found["rule"], found["dlp"]) == ("block", "no-secrets", {"secret.aws-access-key": 1})
+    body.write_text('{"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}')
+    clean = json.loads(run(*args, "--body-file", str(body), "--json").output)
+    assert (clean["action"], clean["dlp"]) == ("allow", None)
+    empty = json.loads(run(*args, "--json").output)  # no body: as the proxy decides a request without one
+    assert (empty["action"], empty["final"], empty["dlp"]) == ("allow", True, None)
