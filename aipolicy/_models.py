@@ -10,6 +10,8 @@ a prompt that mentions a banned model, sent to another model, is no violation.
 from __future__ import annotations
 
 import hashlib
+import email.parser
+import email.policy
 import json
 import re
 import urllib.parse
@@ -109,13 +111,41 @@ class ModelReader:
     def _document(self) -> Any:
         if self._json is _UNSET:
             self._json = None
-            content_type = self.headers.get("content-type", "").lower()
-            if self.body and ("json" in content_type or not content_type):
+            content_type = self.headers.get("content-type", "")
+            lowered = content_type.lower()
+            if self.body and ("json" in lowered or not lowered):
                 try:
                     self._json = json.loads(self.body)
                 except (ValueError, UnicodeDecodeError, RecursionError):
                     self._json = None
+            elif self.body and lowered.startswith("multipart/form-data"):
+                self._json = multipart_fields(content_type, self.body)  # uploads: audio, files
+            elif self.body and lowered.startswith("application/x-www-form-urlencoded"):
+                fields = urllib.parse.parse_qs(self.body.decode("utf-8", "replace"), max_num_fields=256)
+                self._json = {name: values[0] for name, values in fields.items()}
         return self._json
+
+
+MAX_FORM_PARTS = 64
+MAX_FIELD_BYTES = 64 * 1024
+
+
+def multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart/form-data body (file parts and large parts skipped)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    if not message.is_multipart():
+        return fields
+    for part in list(message.iter_parts())[:MAX_FORM_PARTS]:
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None or name in fields:
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes) and len(payload) <= MAX_FIELD_BYTES:
+            fields[name] = payload.decode("utf-8", "replace")
+    return fields
 
 
 _UNSET = object()

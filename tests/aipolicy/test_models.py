@@ -193,3 +193,39 @@ def test_provider_file_problems(tmp_path: Path) -> None:
     assert "provider 'b' source 'http://b.example/' must be an https:// URL" in messages
     assert "provider 'b': 'b.example/x' must be a host or domain" in messages
     assert "provider 'b'.model says nowhere to read the model id (use json, path or header)" in messages
+
+
+def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, dict[str, str]]:
+    import httpx
+
+    request = httpx.Request("POST", "https://gateway.example/v1/audio/transcriptions", data=fields, files=files)
+    return request.read(), {"content-type": request.headers["content-type"]}
+
+
+def test_model_in_a_multipart_upload(policy) -> None:  # type: ignore[no-untyped-def]
+    body, headers = _multipart({"model": "deepseek-r1", "language": "en"}, {"file": ("a.wav", b"RIFF", "audio/wav")})
+    blocked = decide(policy, facts("https://gateway.example/v1/audio/transcriptions", body, headers))
+    assert (blocked.action, blocked.model) == ("block", "deepseek-r1")
+    body, headers = _multipart({"model": "whisper-1"}, {"file": ("deepseek-r1.wav", b"deepseek-r1", "audio/wav")})
+    other = decide(policy, facts("https://gateway.example/v1/audio/transcriptions", body, headers))
+    assert other.action == "allow"  # a file's name or content is not the model field
+
+
+def test_a_file_part_named_model_is_not_read_as_the_model(policy) -> None:  # type: ignore[no-untyped-def]
+    body, headers = _multipart({}, {"model": ("m.txt", b"deepseek-r1", "text/plain")})
+    assert decide(policy, facts("https://gateway.example/v1/files", body, headers)).action == "allow"
+
+
+def test_model_in_a_urlencoded_form(policy) -> None:  # type: ignore[no-untyped-def]
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    decision = decide(policy, facts("https://gateway.example/v1", b"model=deepseek-chat&x=1", headers))
+    assert (decision.action, decision.model) == ("block", "deepseek-chat")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"--x\r\n", b"no boundary at all", b"--b\r\nContent-Disposition: form-data\r\n\r\nvalue\r\n--b--\r\n"],
+)
+def test_broken_multipart_bodies_are_not_an_error(policy, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    assert decide(policy, facts("https://gateway.example/v1", body, headers)).action == "allow"
