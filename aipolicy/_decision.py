@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
 from ._controls import is_write
+from ._dlp import ScanLimitError, Scanner
 from ._hosts import normalise_host, normalise_path, parse_ip
 from ._index import PathPattern
 from ._models import ModelCondition, ModelReader
-from ._dlp import ScanLimitError, Scanner
 from ._policy import DlpCondition, Entry, Policy, Rule
 from ._scope import PolicyException
 

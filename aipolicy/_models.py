@@ -9,9 +9,9 @@ a prompt that mentions a banned model, sent to another model, is no violation.
 
 from __future__ import annotations
 
-import hashlib
 import email.parser
 import email.policy
+import hashlib
 import json
 import re
 import urllib.parse
