@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple
 
+import orjson
+
 from ._errors import EventLogError
 from ._events import FORMAT_VERSION
 
@@ -36,6 +38,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _PROGRESS_EVERY = 16384  # lines between progress reports
 _EXAMPLES = 3  # locations kept per skip reason
 _decode_json = json.JSONDecoder().raw_decode
+_fast_loads = orjson.loads
 
 # Why a line was skipped, in the order the report lists them.
 SKIP_REASONS = {
@@ -156,6 +159,12 @@ class _Parser:
             if head is not None and self.out_of_range(head[1].decode("ascii")):
                 return None
         try:
+            data = _fast_loads(raw)  # orjson: the common, well-formed line, several times faster
+        except ValueError:  # anything it refuses takes the careful path below, which says why
+            data = None
+        if type(data) is dict:
+            return self._event(data, file, line)
+        try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
             self.skipped.add("truncated" if last else "not-utf8", file, line)
@@ -172,6 +181,9 @@ class _Parser:
         if type(data) is not dict:
             self.skipped.add("not-object", file, line)
             return None
+        return self._event(data, file, line)
+
+    def _event(self, data: dict[str, Any], file: str, line: int) -> LogEvent | None:
         version = data.get("v", FORMAT_VERSION)
         if type(version) is not int or version < 1:
             self.skipped.add("invalid", file, line)
