@@ -136,3 +136,53 @@ def test_the_units_run_the_commands_they_name() -> None:
                 assert command[0] == "/usr/local/bin/aipolicy", line
                 assert command[1] in {"proxy", "policy", "ca"}, line
     assert os.path.exists(DEPLOY / "systemd" / "aipolicy-workers.target")
+
+
+# --- every shipped deployment starts: its `aipolicy proxy` arguments pass the start-up checks ---------
+
+
+def _systemd_proxy_args(unit: Path) -> list[str]:
+    text = unit.read_text()
+    environment = dict(re.findall(r"^Environment=(\w+)=(\S+)$", text, re.M))
+    line = next(x for x in text.splitlines() if x.startswith("ExecStart=") and " proxy " in x)
+    args = line.split(" proxy ", 1)[1].split()
+    return [
+        re.sub(r"\$\{(\w+)\}", lambda m: environment[m[1]], a).replace("%H", "host").replace("%i", "1") for a in args
+    ]
+
+
+def _deployment_args() -> list[str]:
+    deployment = next(d for name, d in manifests() if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = list(container["args"])
+    assert args[0] == "proxy"
+    # the feed's key file exists only in the cluster; the feed options have tests of their own
+    return [a.replace("$(POD_NAME)", "pod-1") for a in args[1:] if not a.startswith("--policy-pubkey=")]
+
+
+def _containerfile_args() -> list[str]:
+    import json
+
+    line = next(x for x in (ROOT / "deploy" / "Containerfile").read_text().splitlines() if x.startswith("CMD "))
+    args = json.loads(line[4:])
+    assert args[0] == "proxy"
+    return args[1:]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["systemd/aipolicy.service", "systemd/aipolicy@.service", "kubernetes/deployment.yaml", "Containerfile"],
+)
+def test_shipped_deployment_passes_the_start_up_checks(source: str) -> None:
+    from cli._hardening import check_remote
+    from cli._proxy import proxy
+
+    if source.startswith("systemd/"):
+        args = _systemd_proxy_args(ROOT / "deploy" / source)
+    elif source.startswith("kubernetes/"):
+        args = _deployment_args()
+    else:
+        args = _containerfile_args()
+    context = proxy.make_context("proxy", list(args))  # parses as `aipolicy proxy` would, starts nothing
+    params = context.params
+    check_remote(params["host"], params["allow_remote"], tuple(params["mitmdump_args"]))  # UsageError if refused
