@@ -30,7 +30,9 @@ pytestmark = pytest.mark.integration
 CLIENTS = 6
 
 
-def early_requests(tmp_path: Path, upstream: Upstream, extra: list[str], host_header: str) -> tuple[list[str], Path, subprocess.Popen[bytes], Path]:
+def early_requests(
+    tmp_path: Path, upstream: Upstream, extra: list[str], host_header: str
+) -> tuple[list[str], Path, subprocess.Popen[bytes], Path]:
     """Spawn mitmdump and, from that instant, send CLIENTS requests as early as the port accepts them.
 
     Returns (the marks, the event log, the still-running process, its output file)."""
@@ -71,7 +73,7 @@ def early_requests(tmp_path: Path, upstream: Upstream, extra: list[str], host_he
         statuses.append(data.split(b"\r\n", 1)[0].decode(errors="replace") or "no answer")
 
     handle = output.open("wb")
-    process = subprocess.Popen([*command], stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path)
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path)
     handle.close()
     threads = [threading.Thread(target=client, args=(mark,)) for mark in marks]
     for thread in threads:
