@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 from mitmproxy import connection, ctx
 
+logger = logging.getLogger("aipolicy")
+
 HOLD_LIMIT = 30.0  # seconds a connection is held at most
 POLL = 0.01  # seconds between checks
 
@@ -52,6 +54,8 @@ class StartupGate:
         deadline = loop.time() + HOLD_LIMIT
         while not self._started() and loop.time() < deadline:
             await asyncio.sleep(POLL)
+        if not self.open and not self._started():
+            logger.warning(f"aipolicy: start-up not over after {HOLD_LIMIT:g}s; letting the held connection proceed")
         self.open = self.open or self._started()
 
     def _started(self) -> bool:
