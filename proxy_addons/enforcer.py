@@ -26,6 +26,7 @@ from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, Req
 from .admin import Admin
 from .feed import PolicyFeed
 from .sinks import Sinks
+from .startup import StartupGate
 
 logger = logging.getLogger("aipolicy")
 
@@ -62,7 +63,8 @@ class Enforcer:
         self.log_ok = True  # the last event written reached the log
         self.sinks = Sinks(self.metrics, self._system)
         self.admin = Admin(self.metrics, lambda: aipolicy.health(self._hash(), self.log_ok and self.events is not None))
-        self.addons = [self.sinks, self.admin]  # mitmproxy loads and calls nested addons too
+        self.startup = StartupGate(lambda: self.policy is not None)  # holds connections until start-up is over
+        self.addons = [self.startup, self.sinks, self.admin]  # mitmproxy loads and calls nested addons too
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("aipolicy_policy", str, "", "Policy file to enforce. Empty: the shipped default policy.")

@@ -136,6 +136,7 @@ class PolicyFeed:
     # --- the loop -------------------------------------------------------------
 
     async def _follow(self) -> None:
+        await self.enforcer.startup.wait()  # an error logged during mitmproxy's start-up would stop the proxy
         while True:
             if self.url:
                 try:

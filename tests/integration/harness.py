@@ -227,6 +227,8 @@ def start_proxy(
     def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{proxy.stderr_text()}")
+        if " listening at " not in proxy.stderr_text():
+            return False  # the port may accept before the addons are configured (Python 3.12 / mitmproxy 12)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return True

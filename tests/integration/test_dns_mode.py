@@ -19,6 +19,8 @@ pytestmark = pytest.mark.integration
 def dns_proxy(make_proxy: Callable[..., Proxy]) -> Iterator[tuple[Proxy, int]]:
     port = free_port()  # a free TCP port; the UDP port of the same number is free in practice on loopback
     proxy = make_proxy("dns", extra=["--mode", "regular", "--mode", f"dns@{port}", "--set", "dns_use_hosts_file=true"])
+    # make_proxy waits for the HTTP port only; the UDP server may start a moment later (mitmproxy 12)
+    assert wait_until(lambda: f"DNS server listening at 127.0.0.1:{port}" in proxy.stderr_text(), timeout=30)
     yield proxy, port
 
 

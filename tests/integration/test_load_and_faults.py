@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from .conftest import copy_fixture_policy, routes
-from .harness import Proxy, Upstream, free_port, start_proxy, wait_until
+from .harness import Proxy, Upstream, start_proxy, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -249,7 +249,10 @@ def slow_upstream() -> Iterator[int]:
 def test_upstream_down_or_slow_does_not_touch_blocking(
     tmp_path: Path, slow_upstream: int, http_upstream: Upstream, https_upstream: Upstream
 ) -> None:
-    closed = free_port()  # nothing listens here
+    # bound but never listening: connections are refused, and no other process can take the port meanwhile
+    closed_socket = socket.socket()
+    closed_socket.bind(("127.0.0.1", 0))
+    closed = closed_socket.getsockname()[1]
     table = routes(http_upstream, https_upstream) | {"down.test": closed, "slow.test": slow_upstream}
     proxy = start_proxy(tmp_path, copy_fixture_policy(tmp_path), table)
     mark = marker()
@@ -272,6 +275,7 @@ def test_upstream_down_or_slow_does_not_touch_blocking(
         assert [e["rule"] for e in proxy.events_for(mark)] == ["deepseek"]
     finally:
         proxy.stop()
+        closed_socket.close()
 
 
 # --- hostile clients ----------------------------------------------------------------------------------
