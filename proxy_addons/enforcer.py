@@ -391,6 +391,14 @@ class Enforcer:
             # blocked for a reason the request alone does not show (an error, an unwritable log)
             decision = state.pending
         flow.metadata["aipolicy"] = decision
+        if decision.blocked and not with_body and oversize > OVERSIZE_KILL_FACTOR * self._inspect_limit():
+            # mitmproxy reads a request's whole body before it sends a response set now: for a body this
+            # large, close the connection instead of holding it in memory to answer.
+            note = f"a {oversize:,}-byte body was refused unread: the connection was closed without a response"
+            self._record(decision, facts, "request", flow=flow, note=note)
+            state.recorded = True
+            flow.kill()
+            return
         if decision.blocked:
             self._block(flow, decision, facts)
             state.recorded = True
@@ -608,6 +616,9 @@ class Enforcer:
             if "larger than" in str(error):
                 return None, limit + 1
             return raw, 0  # not decodable as declared: inspect the bytes as sent
+
+    def _inspect_limit(self) -> int:
+        return self.policy.inspect_max_bytes if self.policy else 8 * 1024 * 1024
 
     def _decide(self, facts: RequestFacts) -> Decision:
         if self.policy is None:
@@ -841,6 +852,7 @@ def _known_empty_body(request: http.Request) -> bytes | None:
     return None
 
 
+OVERSIZE_KILL_FACTOR = 4  # declared bodies over this many times settings.inspect_max_bytes are refused unread
 SCAN_IN_THREAD_ABOVE = 64 * 1024  # bytes of request body; smaller ones are decided on the event loop
 PROCEED_PATH = "/.aipolicy/proceed"  # where the warning page's form posts its acknowledgement
 WARN_EVENT_INTERVAL = 60.0  # seconds

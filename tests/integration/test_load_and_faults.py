@@ -307,3 +307,30 @@ def test_oversized_headers_and_slow_clients_do_not_stop_enforcement(
     assert roomy_proxy.process.poll() is None
     assert len(http_upstream.hits(mark)) == 1
     assert [e["rule"] for e in roomy_proxy.events_for(mark)] == ["deepseek"]
+
+
+def test_huge_declared_body_to_an_inspected_host_is_refused_unread(roomy_proxy: Proxy) -> None:
+    """A model rule needs the body, but 200 MB is far over the cap: the proxy closes the connection
+    rather than read (and hold) what the client would send, and records why."""
+    mark = marker()
+    head = (
+        f"POST http://gateway.example/{mark}/v1/chat/completions HTTP/1.1\r\nHost: gateway.example\r\n"
+        "Content-Type: application/json\r\nContent-Length: 209715200\r\n\r\n"
+    ).encode()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", roomy_proxy.port), timeout=30) as sock:
+        sock.sendall(head + b'{"model": "gpt-4o", "pad": "')
+        closed = False
+        try:
+            for _ in range(2000):  # at most 128 MB; the proxy closes long before
+                sock.sendall(b"x" * 65536)
+                sent += 65536
+        except OSError:  # reset or broken pipe: the proxy closed the connection
+            closed = True
+        if not closed:
+            sock.settimeout(30)
+            closed = sock.recv(1024) == b""
+    assert closed and sent < 100 * 1024 * 1024
+    (event,) = roomy_proxy.events_for(mark)
+    assert (event["action"], event["rule"]) == ("block", "aipolicy:body-too-large")
+    assert "refused unread" in event["note"]
