@@ -385,6 +385,24 @@ class Upload:
     flat_expected: bool
 
 
+def answered(sock: socket.socket, buffer: bytearray) -> bool:
+    """True if the peer has sent response bytes (kept in buffer) or closed. A readable TLS socket
+    may hold only a session ticket, which is no answer."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+        return False
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        data = sock.recv(65536)
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return False
+    finally:
+        sock.settimeout(timeout)
+    buffer += data
+    return True
+
+
 def send_upload(sock: socket.socket, head: bytes, size: int, chunked: bool) -> tuple[int, int | None, bytes]:
     """Send head and a `size`-byte JSON body; stop early if the proxy answers first.
     Returns (body bytes sent, status or None, response body)."""
@@ -401,8 +419,7 @@ def send_upload(sock: socket.socket, head: bytes, size: int, chunked: bool) -> t
         sock.sendall(frame(prefix))
         sent += len(prefix)
         while pieces_left > 0:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            if answered(sock, buffer):
                 break  # the proxy answered before the body was complete (a block)
             piece = filler if pieces_left >= len(filler) else filler[:pieces_left]
             sock.sendall(frame(piece))
