@@ -100,15 +100,15 @@ SINK = textwrap.dedent(
             total = 0
             while True:
                 size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:  # then trailers, if any, up to an empty line
+                    while (await reader.readline()) not in (b"\\r\\n", b""):
+                        pass
+                    return total
                 left = size
                 while left:
                     left -= len(await reader.read(min(left, 1 << 20)))
                 await reader.readline()
                 total += size
-                if size == 0:
-                    while (await reader.readline()) not in (b"\\r\\n", b""):
-                        pass
-                    return total
         left = int(headers.get("content-length", "0"))
         total = left
         while left:
