@@ -325,6 +325,12 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
 
 
+def _paired(per: dict[str, Case], name: str) -> str:
+    """B-prov minus A-prov round by round (each round ran both under the same load)."""
+    deltas = [b - a for a, b in zip(getattr(per["A-prov"], name), getattr(per["B-prov"], name), strict=True)]
+    return f"{statistics.median(deltas):+.0f} ({min(deltas):+.0f} to {max(deltas):+.0f})"
+
+
 def print_part_one(results: dict[str, dict[str, Case]]) -> None:
     print(f"\n{'request':<8} {'case':<52} {'latency µs, median (min–max)':>30} {'mitmdump CPU µs/req':>26}")
     for label, per in results.items():
@@ -337,6 +343,10 @@ def print_part_one(results: dict[str, dict[str, Case]]) -> None:
         print(
             f"{'':<8} added by inspection (B-prov - A-prov): CPU {b - a:+.0f} µs/req, latency {lb - la:+.0f} µs; "
             f"inspected vs tunnelled (B-prov - B-tun): CPU {b - t:+.0f} µs/req, latency {lb - lt:+.0f} µs"
+        )
+        print(
+            f"{'':<8} paired by round, median (min–max) of B-prov - A-prov: CPU {_paired(per, 'cpu_us')} µs/req, "
+            f"latency {_paired(per, 'latency_us')} µs"
         )
 
 
@@ -617,15 +627,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds, fewer requests, 4 memory cases")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 8; quick 2)")
-    parser.add_argument("--small", type=int, default=None, help="2 KB requests per case per round (default 300)")
-    parser.add_argument("--large", type=int, default=None, help="1 MB requests per case per round (default 20)")
+    parser.add_argument("--small", type=int, default=None, help="2 KB requests per case per round (default 1000)")
+    parser.add_argument("--large", type=int, default=None, help="1 MB requests per case per round (default 50)")
     parser.add_argument("--memory-only", action="store_true", help="only the 200 MB uploads")
     parser.add_argument("--no-memory", action="store_true", help="skip the 200 MB uploads")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     args = parser.parse_args()
     args.rounds = args.rounds or (2 if args.quick else 8)
-    args.small = args.small or (100 if args.quick else 300)
-    args.large = args.large or (5 if args.quick else 20)
+    args.small = args.small or (200 if args.quick else 1000)
+    args.large = args.large or (10 if args.quick else 50)
     with tempfile.TemporaryDirectory(prefix="aipolicy-inspection-") as tmp, ExitStack() as stack:
         benchmark(args, Path(tmp), stack)
 
