@@ -13,7 +13,7 @@ in this bench, stall after five: fine for tests, wrong for a per-request cost.) 
      host are decrypted, their body buffered and its JSON `model` field read
 
 Part 1, cost per request: keep-alive POSTs of a chat-completions JSON body (2 KB, then 1 MB,
-model `openai/gpt-4o`, allowed) through an HTTPS tunnel (CONNECT host:443, TLS, many POSTs)
+model `openai/gpt-4o`, allowed), many on one connection (CONNECT, TLS, POST, POST, ...),
 to a TLS nginx that discards the body. Three cases alternate, order flipping every round:
 
   A-prov  bare mitmdump, openrouter.ai         (decrypted, no addon)
@@ -21,7 +21,8 @@ to a TLS nginx that discards the body. Three cases alternate, order flipping eve
   B-tun   aipolicy, files.bench.test           (no rule: tunnelled untouched, not decrypted)
 
 Reported per case: the client's latency per request (median of the round medians, min–max)
-and mitmdump's CPU time per request (user + system from /proc/PID/stat over the round).
+and mitmdump's CPU time per request (user + system from /proc/PID/stat over the round); and
+B-prov - A-prov paired round by round.
 
 Part 2, memory: one 200 MB upload per fresh mitmdump, to a Python sink that reads and
 discards the body and reports how many bytes it got. mitmdump's VmRSS is sampled every
