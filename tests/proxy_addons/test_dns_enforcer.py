@@ -32,7 +32,7 @@ def addons(tmp_path: Path) -> Iterator[tuple[Enforcer, DnsEnforcer, Path]]:
         with context:
             context.configure(enforcer, aipolicy_policy=str(FIXTURES / "policy.yaml"), aipolicy_log=str(log))
             yield enforcer, DnsEnforcer(enforcer), log
-            enforcer.done()
+            context.master.event_loop.run_until_complete(enforcer.done())
     finally:
         context.master.event_loop.close()
 

@@ -128,7 +128,7 @@ def follow(tmp_path: Path, local_policy: Path, scenario: Scenario, feed: Feed | 
             try:
                 await scenario(enforcer, served)
             finally:
-                enforcer.done()
+                await enforcer.done()
                 detach_logging(tctx)
 
     asyncio.run(main())
