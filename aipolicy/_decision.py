@@ -107,6 +107,12 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
             return known  # type: ignore[no-any-return]
         return _decide_name(policy, name, facts, (name,), None)
     names = tuple(dict.fromkeys(normalise_host(h) for h in hosts if h))
+    if len(names) == 1:  # the usual request: the Host header names the host it was sent to
+        name = names[0]
+        known = policy.decisions.get(name)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        return _decide_name(policy, name, facts, names, None)
     best: Decision | None = None
     pending = False
     reader = ModelReader(facts.path, facts.headers, facts.body)
