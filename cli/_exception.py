@@ -14,7 +14,7 @@ import aipolicy
 from aipolicy._exception_edits import NewException, add_exception, remove_exception
 
 from ._common import echo_json, json_option, policy_option, stdout
-from ._edit import _run_edit
+from ._edit import _edit_options, _run_edit
 from ._policy import load_or_fail
 
 
@@ -32,20 +32,6 @@ def exception() -> None:
         aipolicy exception list --expiring 7d --policy policy.yaml
         aipolicy exception remove SEC-1234 --policy policy.yaml
     """
-
-
-def _edit_options(function: Any) -> Any:
-    function = click.option("--dry-run", is_flag=True, help="Print the change as a unified diff; write nothing.")(
-        function
-    )
-    return click.option(
-        "--policy",
-        "policy_path",
-        envvar="AIPOLICY_POLICY",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="The policy file to edit (default: $AIPOLICY_POLICY).",
-    )(function)
 
 
 @exception.command("add")

@@ -95,3 +95,14 @@ def collect_garbage() -> Iterator[None]:
     import gc
 
     gc.collect()
+
+
+def start_policy_proxy(
+    tmp_path_factory: pytest.TempPathFactory, name: str, policy: str, http_upstream: Upstream, https_upstream: Upstream
+) -> Proxy:
+    """mitmdump with the enforcer and a policy of the test's own, beside the fixture catalogue."""
+    workdir = tmp_path_factory.mktemp(name)
+    shutil.copy(FIXTURES / "catalog.yaml", workdir / "catalog.yaml")
+    shutil.copy(FIXTURES / "providers.yaml", workdir / "providers.yaml")
+    (workdir / "policy.yaml").write_text(policy)
+    return start_proxy(workdir, workdir / "policy.yaml", routes(http_upstream, https_upstream))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +15,8 @@ import httpx
 import pytest
 
 from .clients import proxied_client
-from .conftest import FIXTURES, routes
-from .harness import Proxy, Upstream, start_proxy, wait_until
+from .conftest import start_policy_proxy
+from .harness import Proxy, Upstream, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +48,7 @@ default: allow
 def controls_proxy(
     tmp_path_factory: pytest.TempPathFactory, http_upstream: Upstream, https_upstream: Upstream
 ) -> Iterator[Proxy]:
-    workdir = tmp_path_factory.mktemp("controls")
-    shutil.copy(FIXTURES / "catalog.yaml", workdir / "catalog.yaml")
-    shutil.copy(FIXTURES / "providers.yaml", workdir / "providers.yaml")
-    (workdir / "policy.yaml").write_text(POLICY)
-    proxy = start_proxy(workdir, workdir / "policy.yaml", routes(http_upstream, https_upstream))
+    proxy = start_policy_proxy(tmp_path_factory, "controls", POLICY, http_upstream, https_upstream)
     yield proxy
     proxy.stop()
 

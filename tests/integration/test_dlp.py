@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ import httpx
 import pytest
 
 from .clients import proxied_client
-from .conftest import FIXTURES, routes
-from .harness import Proxy, Upstream, start_proxy
+from .conftest import start_policy_proxy
+from .harness import Proxy, Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +39,7 @@ default: allow
 
 @pytest.fixture(scope="module")
 def dlp_proxy(tmp_path_factory, http_upstream: Upstream, https_upstream: Upstream) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
-    workdir = tmp_path_factory.mktemp("dlp")
-    shutil.copy(FIXTURES / "catalog.yaml", workdir / "catalog.yaml")
-    shutil.copy(FIXTURES / "providers.yaml", workdir / "providers.yaml")
-    (workdir / "policy.yaml").write_text(POLICY)
-    proxy = start_proxy(workdir, workdir / "policy.yaml", routes(http_upstream, https_upstream))
+    proxy = start_policy_proxy(tmp_path_factory, "dlp", POLICY, http_upstream, https_upstream)
     yield proxy
     proxy.stop()
 
