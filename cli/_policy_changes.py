@@ -12,7 +12,7 @@ from aipolicy import EventLogError, PolicyError
 
 from ._common import echo_json, json_option, policy_option, stderr, stdout
 from ._policy import policy, resolve_policy_path
-from ._violations import DEFAULT_LOG, _parse_time_option, report_skipped, safe
+from ._violations import _parse_time_option, log_option, report_skipped, safe
 
 SAMPLE = 10
 USERS_SHOWN = 20
@@ -206,17 +206,7 @@ def _shown(value: object) -> str:
 
 
 @policy.command("replay")
-@click.option(
-    "--log",
-    "log_patterns",
-    multiple=True,
-    envvar="AIPOLICY_LOG",
-    type=click.Path(),
-    default=[DEFAULT_LOG],
-    metavar="FILE",
-    help="Event log to replay; repeatable; globs (quoted) take rotated files, gzip or not "
-    "(default: $AIPOLICY_LOG, else aipolicy-events.jsonl).",
-)
+@log_option
 @policy_option
 @click.option("--since", callback=_parse_time_option, metavar="TIME", help="Only events at or after TIME (UTC).")
 @click.option("--until", callback=_parse_time_option, metavar="TIME", help="Only events before TIME.")
