@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._logs import LogEvent
-from ._summary import EventFilter, as_text, who
+from ._summary import EventFilter, _Tally, as_text, who
 
 REPORT_KINDS = ("decision", "evasion", "policy_loaded", "policy_rejected")
 WARN_ACTIONS = ("warn", "proceed")  # a warning shown, and the user carrying on past it
@@ -117,24 +117,6 @@ class Report:
             "policies": [policy.__dict__ for policy in self.policies],
             "skipped": self.skipped,
         }
-
-
-class _Tally:
-    __slots__ = ("count", "users", "first", "last")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.users: set[str | None] = set()
-        self.first = "~"  # after any timestamp
-        self.last = ""
-
-    def add(self, ts: str, user: str | None) -> None:
-        self.count += 1
-        self.users.add(user)
-        if ts < self.first:
-            self.first = ts
-        if ts > self.last:
-            self.last = ts
 
 
 def _add(table: dict[str | None, _Tally], key: str | None, ts: str, user: str | None) -> None:
