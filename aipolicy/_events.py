@@ -113,6 +113,11 @@ def default_proxy_id() -> str:
     return socket.gethostname()
 
 
+# Each attempt follows one rename by another writer (rotation, logrotate): with several writers
+# rotating a small log, a writer may have to follow a few in a row before it holds the current file.
+REPREPARE_ATTEMPTS = 32
+
+
 class EventLog:
     """Appends events to a file, one ``write`` per line, each line linked to the one before it.
 
@@ -220,7 +225,7 @@ class EventLog:
     def _prepare(self, length: int) -> bytes:
         """Bring the head up to date with the file and rotate if due; returns bytes to write first."""
         assert self._fd is not None and self.path is not None
-        for _ in range(4):
+        for _ in range(REPREPARE_ATTEMPTS):
             status = os.fstat(self._fd)
             try:
                 current: os.stat_result | None = os.stat(self.path)
@@ -238,6 +243,18 @@ class EventLog:
             return prefix
         raise OSError("the log file keeps changing under the writer")
 
+    def _last_rotated_line(self) -> bytes | None:
+        """The newest rotated file's last line. A plain rotated file can turn into its .gz (the
+        compressor thread) between listing and reading: then list again."""
+        assert self.path is not None
+        for _ in range(5):
+            rotated = rotated_files(self.path)
+            try:
+                return last_line_of(rotated[-1]) if rotated else None
+            except FileNotFoundError:
+                continue
+        return None
+
     def _resync(self, size: int) -> bytes:
         """Read the head from the end of the file; a torn last line is closed and recorded."""
         assert self._fd is not None and self.path is not None
@@ -247,8 +264,7 @@ class EventLog:
         elif not self._rotated:
             # A new file this writer did not start. The chain ends in the newest rotated file, unless this
             # writer's own head is further on (the file it wrote to was deleted: the gap must show).
-            rotated = rotated_files(self.path)
-            last = last_line_of(rotated[-1]) if rotated else None
+            last = self._last_rotated_line()
             newest = head_after(last) if last is not None else None
             if newest is not None and (self._head is None or newest.seq >= self._head.seq):
                 self._head = newest
