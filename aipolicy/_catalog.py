@@ -15,6 +15,7 @@ from typing import Any
 
 from ._checker import Checker, read_yaml_file
 from ._errors import PolicyError
+from ._hosts import normalise_host
 from ._index import HostIndex
 from ._located import LocatedDict
 from ._models import Provider, load_providers
@@ -22,6 +23,7 @@ from ._targets import Target, parse_target
 
 ROLES = ("web", "api", "cdn", "docs", "status", "download", "backend", "auth", "sdk", "telemetry")
 COUNTRY = re.compile(r"[A-Z]{2}")
+NAME_MEMO_SIZE = 16_384
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,25 @@ class Catalog:
     providers: dict[str, Provider] = field(default_factory=dict)  # model-serving APIs: where the model id lives
     sha256: str = ""
     files: tuple[str, ...] = ()
+    _by_name: dict[str, App | None] = field(default_factory=dict, repr=False, compare=False)
 
     def app_for_host(self, host: str) -> App | None:
         for app_id in self.index.lookup(host):
             return self.apps[app_id]
         return None
+
+    def app_for_name(self, name: str) -> App | None:
+        """The app of a name as a client spelt it (normalised here), remembered: the proxy asks
+        about the same few names on every request. Bounded: a full memo is emptied."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            pass
+        app = self.app_for_host(normalise_host(name))
+        if len(self._by_name) >= NAME_MEMO_SIZE:
+            self._by_name.clear()
+        self._by_name[name] = app
+        return app
 
     def apps_in_category(self, category: str) -> list[App]:
         return [a for a in self.apps.values() if category in a.categories]

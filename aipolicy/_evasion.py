@@ -22,7 +22,7 @@ def evasion_signals(
     catalog = policy.catalog
     signals = []
     for name in doh_names:
-        app = catalog.app_for_host(normalise_host(name)) if name else None
+        app = catalog.app_for_name(name) if name else None
         if app is not None and DOH_CATEGORY in app.categories:
             signals.append(DNS_OVER_HTTPS)
             break

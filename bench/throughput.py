@@ -446,6 +446,7 @@ def make_flow(authority):
     flow = tflow.tflow(resp=True)
     flow.request = http.Request.make("GET", f"http://{authority}/", headers={"host": authority, "user-agent": "wrk"})
     flow.client_conn.peername = ("127.0.0.1", 50000)
+    flow.client_conn.sni = None  # plain HTTP, as the load generator sends it (tflow says "address")
     return flow
 
 async def one_request(trigger, flow, response):

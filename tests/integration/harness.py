@@ -7,6 +7,7 @@ import datetime
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -111,6 +112,10 @@ def start_upstream(tls_files: tuple[Path, Path] | None = None) -> Upstream:
                     "content_encoding": self.headers.get("content-encoding", ""),
                 }
             )
+            chunked = re.search(r"/chunked/(\d{1,7})(?:/|$)", self.path)
+            if chunked:  # a body of that many bytes in chunks of 1,000, with no Content-Length
+                self._send_chunked(int(chunked.group(1)))
+                return
             body = json.dumps({"upstream": "reached", "path": self.path}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -118,6 +123,16 @@ def start_upstream(tls_files: tuple[Path, Path] | None = None) -> Upstream:
             self.send_header("alt-svc", 'h3=":443"; ma=86400')
             self.end_headers()
             self.wfile.write(body)
+
+        def _send_chunked(self, size: int) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for start in range(0, size, 1000):
+                part = b"x" * min(1000, size - start)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
 
         do_GET = do_POST = do_PUT = do_DELETE = _answer
 

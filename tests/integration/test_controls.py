@@ -40,6 +40,10 @@ rules:
     action: quota
     match: {{hosts: [api.openai.com]}}
     quota: {{requests: 3, per: 1h}}
+  - id: download-budget
+    action: quota
+    match: {{hosts: [allowed.test]}}
+    quota: {{bytes: 10000, per: 1h}}
 default: allow
 """
 
@@ -167,3 +171,22 @@ def test_request_budget_ends_in_429_with_retry_after(
     (event,) = events(controls_proxy, marker)
     assert (event["action"], event["rule"], event["window_requests"]) == ("quota", "api-budget", 3)
     assert event["retry_after"] == int(over.headers["retry-after"])
+
+
+def test_byte_budget_counts_chunked_responses_as_they_stream(
+    controls_proxy: Proxy, client: httpx.Client, http_upstream: Upstream
+) -> None:
+    """A response without Content-Length is streamed to the client and its bytes are counted as
+    they pass, so a byte budget sees chunked downloads too."""
+    marker = "b" + uuid.uuid4().hex[:8]
+    first = client.get(f"http://allowed.test/{marker}/chunked/12000")
+    assert first.status_code == 200 and first.content == b"x" * 12000
+    assert "content-length" not in first.headers
+    over = client.get(f"http://allowed.test/{marker}/chunked/10")
+    assert over.status_code == 429, over.text
+    assert over.json()["error"]["code"] == "aipolicy_quota"
+    assert "12,000 bytes" in over.json()["error"]["message"]
+    assert len(http_upstream.hits(marker)) == 1
+    assert wait_until(lambda: events(controls_proxy, marker), timeout=10)
+    (event,) = events(controls_proxy, marker)
+    assert (event["action"], event["rule"], event["window_bytes"]) == ("quota", "download-budget", 12000)
