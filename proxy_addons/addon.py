@@ -5,8 +5,9 @@ Kept to an import so that the addon's code lives in a real module
 The DNS addon shares the enforcer's policy and event log (``--mode dns``).
 """
 
-from proxy_addons.dns_enforcer import DnsEnforcer
 from proxy_addons.enforcer import Enforcer
 
+# One addon object: mitmproxy walks every addon for every hook of every request. The Enforcer
+# answers DNS queries too (``--mode dns``), through its DnsEnforcer part.
 enforcer = Enforcer()
-addons = [enforcer, DnsEnforcer(enforcer)]
+addons = [enforcer]

@@ -13,6 +13,7 @@ The addon shares the Enforcer's policy (hot reload included) and event log.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mitmproxy import dns
 from mitmproxy.net.dns import response_codes, types
@@ -20,7 +21,8 @@ from mitmproxy.net.dns import response_codes, types
 import aipolicy
 from aipolicy import Decision, RequestFacts
 
-from .enforcer import Enforcer
+if TYPE_CHECKING:
+    from .enforcer import Enforcer
 
 logger = logging.getLogger("aipolicy")
 

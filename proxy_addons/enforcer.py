@@ -19,13 +19,14 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from mitmproxy import connection, ctx, exceptions, http, tcp, tls
+from mitmproxy import connection, ctx, dns, exceptions, http, tcp, tls
 from mitmproxy.proxy import server_hooks
 
 import aipolicy
 from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, RequestFacts
 
 from .admin import Admin
+from .dns_enforcer import DnsEnforcer
 from .feed import PolicyFeed
 from .sinks import Sinks
 from .startup import StartupGate
@@ -106,6 +107,7 @@ class Enforcer:
         self.sinks = Sinks(self.metrics, self._system)
         self.admin = Admin(self.metrics, lambda: aipolicy.health(self._hash(), self.log_ok and self.events is not None))
         self.startup = StartupGate(lambda: self.policy is not None)  # holds connections until start-up is over
+        self.dns = DnsEnforcer(self)  # --mode dns
         # Not nested addons: mitmproxy walks every addon for every hook of every request, so the
         # Enforcer calls its parts from its own hooks (about 10 µs a request less, measured).
         self._stages = self.metrics.stages  # requests seen per stage: plain counts, read when scraped
@@ -412,6 +414,9 @@ class Enforcer:
             return chunk
 
         return count
+
+    def dns_request(self, flow: dns.DNSFlow) -> None:
+        self.dns.dns_request(flow)
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         state = self.connections.get(flow.client_conn.id)
