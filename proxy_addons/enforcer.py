@@ -183,6 +183,15 @@ class Enforcer:
         if ctx.options.connection_strategy != "lazy":
             # A block must never depend on reaching, or even resolving, the upstream.
             ctx.options.connection_strategy = "lazy"
+        if ctx.options.stream_large_bodies:
+            # mitmproxy would start sending a large body upstream before the request hook, where a
+            # model or DLP rule reads it. Bodies no rule reads are streamed by this addon anyway.
+            logger.warning(
+                f"aipolicy: stream_large_bodies={ctx.options.stream_large_bodies} is turned off: it would send "
+                "request bodies upstream before the policy's model and DLP rules could read them. aipolicy "
+                f"streams every body no rule reads, and request and response bodies over {STREAM_ABOVE // 1024} KiB, itself."
+            )
+            ctx.options.stream_large_bodies = None
         self.feed.configure(updated)
         self.sinks.configure(updated)
         self.admin.configure(updated)
