@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aipolicy import Metrics, health
@@ -61,3 +62,12 @@ def test_health() -> None:
         "no policy loaded",
         "the event log cannot be written (AI-app traffic is blocked)",
     ]
+
+
+def test_latency_buckets_resolve_microsecond_decisions() -> None:
+    metrics = Metrics()
+    for seconds in (0.0000008, 0.000001, 0.0000015, 0.000004, 0.3):
+        metrics.decision("allow", "default", seconds)
+    buckets = dict((labels["le"], value) for labels, value in parsed(metrics)["aipolicy_decision_seconds_bucket"])
+    assert (buckets["1e-06"], buckets["2.5e-06"], buckets["5e-06"], buckets["0.25"], buckets["1.0"]) == (2, 3, 4, 4, 5)
+    assert parsed(metrics)["aipolicy_decision_seconds_sum"][0][1] == pytest.approx(0.3000073)
