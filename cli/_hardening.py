@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+import yaml
 
 import aipolicy
 
@@ -128,10 +129,70 @@ def check_remote(host: str, allow_remote: bool, mitmdump_args: tuple[str, ...]) 
     )
 
 
+def check_admin(admin: str) -> str:
+    """A warning when the admin listener (no authentication) listens on every interface or a public address."""
+    host, _, port = admin.rpartition(":")
+    host = host.strip("[]")
+    if admin.strip().lower() == "off" or is_loopback(host):
+        return ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and address.is_private and not address.is_unspecified:
+        return ""  # an internal interface, as the README advises
+    return (
+        f"the admin listener {admin} answers /healthz and /metrics (policy path and hash, rule names) without "
+        f"authentication beyond this machine: make sure a firewall or a NetworkPolicy limits who reaches port {port}"
+    )
+
+
 def check_block_global(mitmdump_args: tuple[str, ...]) -> str:
     if any(arg.replace(" ", "").lower() in ("block_global=false", "block_global=0") for arg in mitmdump_args):
         return "block_global is off: clients from public addresses may use this proxy"
     return ""
+
+
+# mitmproxy 12.3's emudhra / emudhra_old: sign every interception certificate with eMudhra's compromised
+# intermediate CA key (private key d=4, shipped in mitmproxy's certs.py), trusted by clients through the
+# emSign and Sectigo roots. Anyone can forge certificates with that key, so it is refused.
+PUBLIC_KEY_CA_OPTIONS = ("emudhra", "emudhra_old")
+
+
+def _enabled_settings(mitmdump_args: tuple[str, ...]) -> list[str]:
+    """The mitmdump arguments (`--set emudhra=true`, `--emudhra-old` …) that turn an option of
+    PUBLIC_KEY_CA_OPTIONS on; `--set NAME` with no value and `=toggle` turn a bool on too."""
+    found = []
+    for index, arg in enumerate(mitmdump_args):
+        if arg.startswith("--emudhra"):  # mitmdump's flags, and argparse's abbreviations of them
+            found.append(arg)
+        spec = arg.removeprefix("--set=") if arg.startswith("--set=") else ""
+        if arg == "--set" and index + 1 < len(mitmdump_args):
+            spec = mitmdump_args[index + 1]
+        name, _, value = spec.partition("=")
+        if name.strip() in PUBLIC_KEY_CA_OPTIONS and value.strip() != "false":
+            found.append(f"--set {spec}")
+    return found
+
+
+def check_public_key_ca(mitmdump_args: tuple[str, ...], confdir: Path) -> None:
+    """A UsageError when mitmproxy would sign certificates with a CA key that is public (mitmproxy 12.3's
+    emudhra options), given after `--` or in CONFDIR/config.yaml (which mitmdump reads too)."""
+    found = [f"-- {arg}" for arg in _enabled_settings(mitmdump_args)]
+    for config in (confdir / "config.yaml", confdir / "config.yml"):
+        try:
+            settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # absent; a broken file is mitmdump's to report
+        if isinstance(settings, dict):
+            found += [f"{name}: true in {config}" for name in PUBLIC_KEY_CA_OPTIONS if settings.get(name) is True]
+    if found:
+        raise click.UsageError(
+            f"{'; '.join(found)}: mitmproxy's emudhra options sign every intercepted site's certificate with "
+            "eMudhra's compromised intermediate CA key, which is public, so anyone on the network could forge "
+            "certificates your clients accept. aipolicy refuses to start with them: remove the option and hand out "
+            "the proxy's own CA (aipolicy ca export)."
+        )
 
 
 def check_ca_key(confdir: Path) -> str:

@@ -16,7 +16,16 @@ from proxy_addons import ENFORCER_SCRIPT
 
 from ._common import policy_option, stderr
 from ._feed import feed_arguments, feed_options
-from ._hardening import blocked_vendors, check_block_global, check_ca_key, check_remote, sink_options, sink_settings
+from ._hardening import (
+    blocked_vendors,
+    check_admin,
+    check_block_global,
+    check_ca_key,
+    check_public_key_ca,
+    check_remote,
+    sink_options,
+    sink_settings,
+)
 from ._workers import prepare_ca, reuse_port_command, run_workers
 
 
@@ -191,9 +200,11 @@ def proxy(
     rotation = (log_max_size, log_max_age)
     warnings = [check_remote(host, allow_remote, mitmdump_args), check_block_global(mitmdump_args)]
     settings = sink_settings(syslog, syslog_format, syslog_ca, webhook, webhook_token_file, admin)
+    warnings.append(check_admin(admin))
     extra = (*feed, *settings, *mitmdump_args)
     command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, extra, *rotation)
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
+    check_public_key_ca(mitmdump_args, ca.parent)
     warnings.append(check_ca_key(ca.parent))
     vendors = blocked_vendors(loaded)
     sinks = [f"syslog {syslog} ({syslog_format})" if syslog else "", f"webhook {webhook}" if webhook else ""]

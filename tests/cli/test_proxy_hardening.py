@@ -11,7 +11,15 @@ from click.testing import CliRunner
 
 import aipolicy
 from cli import main
-from cli._hardening import blocked_vendors, check_block_global, check_ca_key, check_remote, is_loopback
+from cli._hardening import (
+    blocked_vendors,
+    check_admin,
+    check_block_global,
+    check_ca_key,
+    check_public_key_ca,
+    check_remote,
+    is_loopback,
+)
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -73,3 +81,44 @@ def test_remote_listen_is_allowed_with_authentication_or_allow_remote() -> None:
     assert check_remote("0.0.0.0", False, ("--set", "proxyauth=@/etc/aipolicy/htpasswd")) == ""
     assert "WITHOUT proxy authentication" in check_remote("0.0.0.0", True, ())
     assert check_remote("127.0.0.1", False, ()) == ""
+
+
+@pytest.mark.parametrize(
+    ("mitmdump_args", "named"),
+    [
+        (["--set", "emudhra=true"], "-- --set emudhra=true"),
+        (["--set", "emudhra"], "-- --set emudhra"),  # a bool with no value is true
+        (["--set", "emudhra_old=toggle"], "-- --set emudhra_old=toggle"),
+        (["--set=emudhra_old=true"], "-- --set emudhra_old=true"),
+        (["--emudhra"], "-- --emudhra"),
+        (["--emudhra-old"], "-- --emudhra-old"),
+        (["--set", "proxyauth=@/etc/aipolicy/htpasswd", "--set", "emudhra=true"], "-- --set emudhra=true"),
+    ],
+)
+def test_a_public_ca_key_is_refused(mitmdump_args: list[str], named: str, tmp_path: Path) -> None:
+    code, output = run("--confdir", str(tmp_path), "--", *mitmdump_args)
+    assert code == 2, output
+    assert f"Error: {named}: mitmproxy's emudhra options sign" in output
+    assert "compromised intermediate CA key, which is public" in output and "Traceback" not in output
+
+
+def test_a_public_ca_key_in_the_mitmproxy_config_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("termlog_verbosity: warn\nemudhra_old: true\n")
+    code, output = run("--confdir", str(tmp_path))
+    assert code == 2 and f"emudhra_old: true in {tmp_path / 'config.yaml'}" in output
+
+
+def test_emudhra_turned_off_or_absent_is_accepted(tmp_path: Path) -> None:
+    check_public_key_ca(("--set", "emudhra=false", "--no-emudhra-old", "--set", "ssl_insecure=false"), tmp_path)
+    (tmp_path / "config.yaml").write_text("emudhra: false\n")
+    check_public_key_ca((), tmp_path)
+    (tmp_path / "config.yaml").write_text("{not yaml: [\n")
+    check_public_key_ca((), tmp_path)  # mitmdump reports a broken config file itself
+
+
+def test_an_admin_listener_on_every_interface_is_warned() -> None:
+    for address in ("0.0.0.0:9464", "[::]:9464", "9.9.9.9:9464", "gw.example:9464"):
+        assert "without authentication beyond this machine" in check_admin(address), address
+        assert "limits who reaches port 9464" in check_admin(address)
+    for address in ("off", "127.0.0.1:9464", "[::1]:9464", "localhost:9464", "10.0.0.5:9464", "[fd00::5]:9464"):
+        assert check_admin(address) == "", address

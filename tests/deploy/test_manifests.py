@@ -174,7 +174,7 @@ def _containerfile_args() -> list[str]:
     ["systemd/aipolicy.service", "systemd/aipolicy@.service", "kubernetes/deployment.yaml", "Containerfile"],
 )
 def test_shipped_deployment_passes_the_start_up_checks(source: str) -> None:
-    from cli._hardening import check_remote
+    from cli._hardening import check_public_key_ca, check_remote, sink_settings
     from cli._proxy import proxy
 
     if source.startswith("systemd/"):
@@ -185,4 +185,32 @@ def test_shipped_deployment_passes_the_start_up_checks(source: str) -> None:
         args = _containerfile_args()
     context = proxy.make_context("proxy", list(args))  # parses as `aipolicy proxy` would, starts nothing
     params = context.params
-    check_remote(params["host"], params["allow_remote"], tuple(params["mitmdump_args"]))  # UsageError if refused
+    mitmdump_args = tuple(params["mitmdump_args"])
+    check_remote(params["host"], params["allow_remote"], mitmdump_args)  # UsageError if refused
+    sinks = ("syslog", "syslog_format", "syslog_ca", "webhook", "webhook_token_file", "admin")
+    sink_settings(*(params[name] for name in sinks))  # UsageError for a bad --admin, --syslog or --webhook
+    check_public_key_ca(mitmdump_args, Path(params["confdir"] or "~/.mitmproxy").expanduser())
+
+
+def _container_port(container: dict[str, Any], port: int | str) -> int:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    return port if isinstance(port, int) else next(p["containerPort"] for p in container["ports"] if p["name"] == port)
+
+
+def test_the_probes_ask_the_admin_listener_for_healthz() -> None:
+    from cli._proxy import proxy
+
+    deployment = next(d for _, d in MANIFESTS if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    params = proxy.make_context("proxy", _deployment_args()).params
+    admin_host, _, admin_port = params["admin"].rpartition(":")
+    assert admin_host == "0.0.0.0"  # the kubelet probes the pod's IP, not its loopback
+    assert int(admin_port) != params["port"]  # never the proxied port
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = container[probe]
+        assert set(check) & {"tcpSocket", "exec", "grpc"} == set(), probe
+        assert check["httpGet"]["path"] == "/healthz", probe
+        assert _container_port(container, check["httpGet"]["port"]) == int(admin_port), probe
+    service = next(d for _, d in MANIFESTS if d["kind"] == "Service")
+    targets = {_container_port(container, p["targetPort"]) for p in service["spec"]["ports"]}
+    assert targets == {params["port"]}  # the admin listener stays out of the load balancer

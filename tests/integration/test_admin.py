@@ -148,3 +148,31 @@ def test_admin_address_in_use_stops_the_start(tmp_path: Path) -> None:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode != 0
     assert "aipolicy_admin: [Errno" in result.stdout + result.stderr
+
+
+def own_address() -> str:
+    """This machine's address beyond loopback, as the kubelet sees a pod's (loopback when it has none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: picks the outgoing address, sends nothing
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def test_an_admin_listener_on_every_interface_answers_probes_but_never_through_the_proxy(tmp_path: Path) -> None:
+    """deploy/kubernetes: --admin=0.0.0.0:9464, probed by the kubelet at the pod's address."""
+    admin_port, address = free_port(), own_address()
+    proxy = start_proxy(
+        tmp_path, copy_fixture_policy(tmp_path), extra=["--set", f"aipolicy_admin=0.0.0.0:{admin_port}"]
+    )
+    try:
+        wait_for_admin(admin_port)
+        response = httpx.get(f"http://{address}:{admin_port}/healthz", timeout=5)
+        assert response.status_code == 200 and response.json()["status"] == "ok"
+        with httpx.Client(proxy=proxy.url, trust_env=False, timeout=10) as client:
+            for host in {address, "127.0.0.1"}:
+                through = client.get(f"http://{host}:{admin_port}/healthz")
+                assert through.status_code == 502 and '"status"' not in through.text, host
+    finally:
+        proxy.stop()
