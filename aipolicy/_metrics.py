@@ -64,8 +64,10 @@ class Health:
         return json.dumps(document).encode() + b"\n"
 
 
-def health(policy_hash: str, log_writable: bool) -> Health:
+def health(policy_hash: str, log_writable: bool, running: bool = True) -> Health:
     problems = []
+    if not running:
+        problems.append("the proxy is starting or stopping")
     if not policy_hash:
         problems.append("no policy loaded")
     if not log_writable:

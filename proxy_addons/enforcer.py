@@ -105,8 +105,13 @@ class Enforcer:
         self.metrics = aipolicy.Metrics()
         self.log_ok = True  # the last event written reached the log
         self.sinks = Sinks(self.metrics, self._system)
-        self.admin = Admin(self.metrics, lambda: aipolicy.health(self._hash(), self.log_ok and self.events is not None))
         self.startup = StartupGate(lambda: self.policy is not None)  # holds connections until start-up is over
+        self.admin = Admin(
+            self.metrics,
+            lambda: aipolicy.health(
+                self._hash(), self.log_ok and self.events is not None, running=self.startup.started()
+            ),
+        )
         self.dns = DnsEnforcer(self)  # --mode dns
         # Not nested addons: mitmproxy walks every addon for every hook of every request, so the
         # Enforcer calls its parts from its own hooks (about 10 µs a request less, measured).
@@ -183,7 +188,7 @@ class Enforcer:
         if ctx.options.connection_strategy != "lazy":
             # A block must never depend on reaching, or even resolving, the upstream.
             ctx.options.connection_strategy = "lazy"
-        if ctx.options.stream_large_bodies:
+        if "stream_large_bodies" in ctx.options and ctx.options.stream_large_bodies:
             # mitmproxy would start sending a large body upstream before the request hook, where a
             # model or DLP rule reads it. Bodies no rule reads are streamed by this addon anyway.
             logger.warning(

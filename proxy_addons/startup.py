@@ -52,13 +52,14 @@ class StartupGate:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + HOLD_LIMIT
-        while not self._started() and loop.time() < deadline:
+        while not self.started() and loop.time() < deadline:
             await asyncio.sleep(POLL)
-        if not self.open and not self._started():
+        if not self.open and not self.started():
             logger.warning(f"aipolicy: start-up not over after {HOLD_LIMIT:g}s; letting the held connection proceed")
-        self.open = self.open or self._started()
+        self.open = self.open or self.started()
 
-    def _started(self) -> bool:
+    def started(self) -> bool:
+        """Start-up is over: mitmproxy runs, the policy is loaded, no start-up error check is watching."""
         return self.is_running and self.policy_loaded() and not _errorcheck_watching()
 
 

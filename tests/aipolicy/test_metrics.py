@@ -56,9 +56,10 @@ def test_health() -> None:
         "log_writable": True,
         "problems": [],
     }
-    bad = health("", False)
+    bad = health("", False, running=False)
     assert bad.status == 503
     assert json.loads(bad.body())["problems"] == [
+        "the proxy is starting or stopping",
         "no policy loaded",
         "the event log cannot be written (AI-app traffic is blocked)",
     ]
