@@ -13,6 +13,7 @@ from ._dlp import ScanLimitError, Scanner
 from ._hosts import normalise_host, normalise_path, parse_ip
 from ._index import PathPattern
 from ._models import ModelCondition, ModelReader
+from ._catalog import App
 from ._policy import DlpCondition, Entry, Policy, Rule
 from ._scope import PolicyException
 
@@ -143,20 +144,43 @@ def decide_oversize(policy: Policy, facts: RequestFacts, size: int) -> Decision:
 def _decide_name(
     policy: Policy, name: str, facts: RequestFacts, names: tuple[str, ...], reader: ModelReader | None
 ) -> Decision:
-    address = parse_ip(name)
-    candidates: list[Entry] = policy.networks.lookup(address) if address is not None else policy.hosts.lookup(name)
+    # candidates: sorted by rule position, so the first rule that matches is candidates[0];
+    # app: the catalogue app the name belongs to, for rules that do not name one
+    address = parse_ip(name) if name[-1:].isdigit() or ":" in name else None  # parse_ip's own first test
+    if address is None:
+        candidates, app = policy.hosts.match_with_companion(name)
+    else:
+        candidates, app = tuple(sorted(policy.networks.lookup(address), key=_FIRST)), None
     if policy.always:
-        candidates.extend(policy.always)
+        candidates = tuple(sorted(candidates + policy.always, key=_FIRST))  # stable, as the index's own order
     if not candidates:
-        return _remember(policy, names, _default(policy, name, names))
-    first = min(candidates, key=_FIRST) if len(candidates) > 1 else candidates[0]
-    if first[1] is None and not policy.rules[first[0]].personal:
-        # the common case: the first rule that matches has no further condition
+        decision = _default(policy, name, names)
+    else:
+        first = candidates[0]
         rule = policy.rules[first[0]]
+        if first[1] is not None or rule.personal:
+            return _decide_conditions(policy, name, facts, names, reader, candidates)
+        # the common case: the first rule that matches has no further condition
         if rule.action == "read-only":
             return _read_only(policy, rule, name, first[2], names, facts)
-        return _remember(policy, names, _verdict(policy, rule, name, first[2], names))
-    candidates.sort(key=_FIRST)
+        decision = _verdict(policy, rule, name, first[2] or app or policy.hosts.no_companion, names)
+    if len(names) == 1:  # remember a decision that only the name made
+        cache = policy.decisions
+        if len(cache) >= DECISION_CACHE_SIZE:
+            cache.clear()
+        cache[name] = decision
+    return decision
+
+
+def _decide_conditions(
+    policy: Policy,
+    name: str,
+    facts: RequestFacts,
+    names: tuple[str, ...],
+    reader: ModelReader | None,
+    candidates: tuple[Entry, ...],
+) -> Decision:
+    """The first rule, in policy order, whose conditions (who, path, model, body) hold."""
     raw_path = facts.path
     path = None
     who: _Who | None = None
@@ -182,6 +206,8 @@ def _decide_name(
                     continue
             elif condition is not None:
                 assert isinstance(condition, ModelCondition)
+                if condition.body_only and facts.body is None:  # what ModelReader would say, without one
+                    return _verdict(policy, rule, name, app, names, final=False)
                 if reader is None:
                     reader = ModelReader(raw_path, facts.headers, facts.body)
                 models = reader.models(condition.provider)
@@ -266,16 +292,6 @@ def _read_only(
     return replace(verdict, action="block", reason=reason, control="read-only")
 
 
-def _remember(policy: Policy, names: tuple[str, ...], decision: Decision) -> Decision:
-    """Cache a decision that only the name made, for requests presenting that one name."""
-    if len(names) == 1:
-        cache = policy.decisions
-        if len(cache) >= DECISION_CACHE_SIZE:
-            cache.clear()
-        cache[names[0]] = decision
-    return decision
-
-
 def _verdict(
     policy: Policy,
     rule: Rule,
@@ -287,32 +303,19 @@ def _verdict(
     cache: bool = True,
 ) -> Decision:
     catalog = policy.catalog
-    app = catalog.apps.get(app_id) if app_id else catalog.app_for_host(name)
-    key = ("verdict", rule.id, app.id if app else None)
+    if app_id is None:
+        app_id = catalog.index.first(name)  # the app the name belongs to, if any ("": looked up, none)
+    key = ("verdict", rule.id, app_id)
     template = policy.cache.get(key) if cache else None
     if template is None:
-        vendor = catalog.vendors.get(app.vendor) if app else None
-        reason = rule.reason or _default_reason(rule.action, app.name if app else name, rule.id)
-        template = (
-            rule.action,
-            rule.id,
-            reason,
-            app.id if app else "",
-            app.name if app else "",
-            vendor.id if vendor else "",
-            vendor.name if vendor else "",
-            app.categories if app else (),
-            vendor.country if vendor else "",
-            rule.directive,
-            rule.contact or policy.contact,
-            policy.hash,
-        )
-        if cache and (app is not None or rule.reason):  # otherwise the reason names the host
+        template = _template(policy, rule, catalog.apps.get(app_id) if app_id else None)
+        if cache:
             policy.cache[key] = template
     (
         action,
         rule_id,
         reason,
+        names_host,
         app_key,
         app_name,
         vendor_id,
@@ -323,10 +326,43 @@ def _verdict(
         contact,
         digest,
     ) = template
+    if names_host:
+        reason = name + reason
     return Decision(
         action, rule_id, reason, final, name, names, app_key, app_name, vendor_id, vendor_name, categories, country,
         directive, contact, digest, model,
     )  # fmt: skip
+
+
+_Template = tuple[
+    str, str, str, bool, str, str, str, str, tuple[str, ...], str, Mapping[str, str] | None, str, str
+]
+
+
+def _template(policy: Policy, rule: Rule, app: App | None) -> _Template:
+    """The parts of a verdict that the rule and the app make: all but the name (and, when the
+    reason is made up and no app is known, the reason's subject, which is the name)."""
+    vendor = policy.catalog.vendors.get(app.vendor) if app else None
+    names_host = not rule.reason and app is None
+    if rule.reason:
+        reason = rule.reason
+    else:
+        reason = (app.name if app else "") + _reason_tail(rule.action, rule.id)
+    return (
+        rule.action,
+        rule.id,
+        reason,
+        names_host,
+        app.id if app else "",
+        app.name if app else "",
+        vendor.id if vendor else "",
+        vendor.name if vendor else "",
+        app.categories if app else (),
+        vendor.country if vendor else "",
+        rule.directive,
+        rule.contact or policy.contact,
+        policy.hash,
+    )
 
 
 def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Decision:
@@ -344,7 +380,8 @@ def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Dec
     return cached
 
 
-def _default_reason(action: str, subject: str, rule_id: str) -> str:
+def _reason_tail(action: str, rule_id: str) -> str:
+    """A made-up reason without its subject: " is blocked by rule r"."""
     verb = {
         "block": "is blocked",
         "warn": "needs a confirmation",
@@ -354,4 +391,4 @@ def _default_reason(action: str, subject: str, rule_id: str) -> str:
         "monitor": "is monitored",
         "allow": "is allowed",
     }[action]
-    return f"{subject} {verb} by rule {rule_id}"
+    return f" {verb} by rule {rule_id}"
