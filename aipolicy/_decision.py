@@ -144,26 +144,31 @@ def decide_oversize(policy: Policy, facts: RequestFacts, size: int) -> Decision:
 def _decide_name(
     policy: Policy, name: str, facts: RequestFacts, names: tuple[str, ...], reader: ModelReader | None
 ) -> Decision:
-    # candidates: sorted by rule position, so the first rule that matches is candidates[0];
-    # app: the catalogue app the name belongs to, for rules that do not name one
+    # first: the entry of the first rule (in policy order) that matches the name; candidates:
+    # every entry that matches; app: the catalogue app the name belongs to, for rules that name none
     address = parse_ip(name) if name[-1:].isdigit() or ":" in name else None  # parse_ip's own first test
     if address is None:
-        candidates, app = policy.hosts.match_with_companion(name)
+        first, candidates, in_order, app = policy.hosts.walk(name)
     else:
-        candidates, app = tuple(sorted(policy.networks.lookup(address), key=_FIRST)), None
+        candidates, in_order, app = tuple(sorted(policy.networks.lookup(address), key=_FIRST)), True, None
+        first = candidates[0] if candidates else None
     if policy.always:
-        candidates = tuple(sorted(candidates + policy.always, key=_FIRST))  # stable, as the index's own order
-    if not candidates:
-        decision = _default(policy, name, names)
-    else:
+        candidates, in_order = tuple(sorted(candidates + policy.always, key=_FIRST)), True  # stable, as the index
         first = candidates[0]
-        rule = policy.rules[first[0]]
-        if first[1] is not None or rule.personal:
-            return _decide_conditions(policy, name, facts, names, reader, candidates)
+    if address is None:
+        app = app or policy.hosts.no_companion
+    if first is None:
+        decision = _default(policy, name, names)
+    elif first[1] is None and _plain_rules(policy)[first[0]]:
         # the common case: the first rule that matches has no further condition
-        if rule.action == "read-only":
-            return _read_only(policy, rule, name, first[2], names, facts)
-        decision = _verdict(policy, rule, name, first[2] or app or policy.hosts.no_companion, names)
+        decision = _verdict(policy, policy.rules[first[0]], name, first[2] or app, names)
+    else:
+        rule = policy.rules[first[0]]
+        if first[1] is None and not rule.personal:  # read-only: the method and headers decide
+            return _read_only(policy, rule, name, first[2] or app, names, facts)
+        if not in_order:
+            candidates = tuple(sorted(candidates, key=_FIRST))  # stable: ties keep lookup order
+        return _decide_conditions(policy, name, facts, names, reader, candidates, app)
     if len(names) == 1:  # remember a decision that only the name made
         cache = policy.decisions
         if len(cache) >= DECISION_CACHE_SIZE:
@@ -179,14 +184,18 @@ def _decide_conditions(
     names: tuple[str, ...],
     reader: ModelReader | None,
     candidates: tuple[Entry, ...],
+    name_app: str | None,
 ) -> Decision:
-    """The first rule, in policy order, whose conditions (who, path, model, body) hold."""
+    """The first rule, in policy order, whose conditions (who, path, model, body) hold.
+    ``name_app``: the catalogue app of the name ("" none, None not looked up yet)."""
     raw_path = facts.path
     path = None
     who: _Who | None = None
     excused: PolicyException | None = None
+    rules = policy.rules
     for rule_index, condition, app in candidates:
-        rule = policy.rules[rule_index]
+        rule = rules[rule_index]
+        app = app or name_app
         if rule.personal:
             who = who or _Who(policy, facts)
             if rule.scope is not None and not rule.scope.applies(who.user, who.groups, who.client_ip, who.moment):
@@ -217,6 +226,7 @@ def _decide_conditions(
                 if hit is None:
                     continue
                 model, app = hit
+                app = app or name_app
             if scanner is not None:
                 if facts.body is None:  # the body is not read yet
                     return _verdict(policy, rule, name, app, names, final=False)
@@ -237,6 +247,15 @@ def _decide_conditions(
             verdict = _with_findings(verdict, findings)
         return _excused(verdict, excused)
     return _excused(_default(policy, name, names), excused)
+
+
+def _plain_rules(policy: Policy) -> tuple[bool, ...]:
+    """Per rule: applies to everyone, always, and its action needs nothing more than a match."""
+    cached = policy.cache.get("plain-rules")
+    if cached is None or cached[0] is not policy.rules:  # the rules of a dataclasses.replace() copy
+        plain = tuple(not rule.personal and rule.action != "read-only" for rule in policy.rules)
+        cached = policy.cache["plain-rules"] = (policy.rules, plain)
+    return cached[1]  # type: ignore[no-any-return]
 
 
 class _Who:

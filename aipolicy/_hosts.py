@@ -162,11 +162,6 @@ def is_valid_domain(host: str) -> bool:
     return all(_LABEL.fullmatch(label) for label in host.split("."))
 
 
-# Unambiguous (each segment starts with its slash), so matching is linear: no backtracking blow-up.
-# Dots are allowed inside segments (model.safetensors) but a segment may not be "." or "..".
-_PLAIN_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_~!$&'()*+,;=:@.-]+)*/?")
-
-
 def normalise_path(raw: str) -> str:
     """Canonical path for matching: query dropped, percent-decoded until stable,
     dot segments resolved, repeated slashes collapsed, lower-cased.
@@ -174,9 +169,13 @@ def normalise_path(raw: str) -> str:
     Decoding repeatedly and folding case fail closed: a rule for
     ``/deepseek-ai/`` also catches ``/DeepSeek%2Dai/`` and ``/%2564eepseek-ai``.
     """
-    path = raw.split("?", 1)[0].split("#", 1)[0]
-    if path and _PLAIN_PATH.fullmatch(path):
-        return path.lower()  # fast path: nothing to decode, no dot segments, no empty segments
+    path = raw
+    if "?" in path or "#" in path:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+    if path[:1] == "/" and "%" not in path and "\\" not in path and "//" not in path and "/." not in path:
+        # fast path: nothing to decode; every segment starts after a slash, so no segment is
+        # empty, "." or ".." (not even ".well-known": that one takes the long way). Cheaper than a regex.
+        return path.lower()
     for _ in range(_MAX_DECODES):
         if "%" not in path:
             break

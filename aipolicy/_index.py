@@ -114,42 +114,48 @@ class HostIndex(Generic[T]):
         return found
 
     def match(self, host: str) -> tuple[T, ...]:
-        """What :meth:`lookup` returns, as a tuple stably sorted by the index's order (if it
-        has one). When one name holds all the values that apply (the usual case), its stored
-        tuple is returned without a copy."""
-        return self.match_with_companion(host)[0]
+        """What :meth:`lookup` returns, as a tuple stably sorted by the index's order (if it has one)."""
+        _, found, in_order, _ = self.walk(host)
+        return found if in_order or self._order is None else tuple(sorted(found, key=self._order))
 
-    def match_with_companion(self, host: str) -> tuple[tuple[T, ...], Any]:
-        """:meth:`match`, and the first value the companion index (see :meth:`add_companion`)
-        holds for the host, found in the same walk over the host's labels: the hot path of a decision."""
+    def walk(self, host: str) -> tuple[T | None, tuple[T, ...], bool, Any]:
+        """One walk over a host's labels, for the hot path of a decision: (first, values, in_order, companion).
+
+        ``values``: what :meth:`lookup` returns, as a tuple (a stored one, not a copy, when one
+        name holds them all: the usual case); ``in_order``: whether that tuple is already stably
+        sorted by the index's order; ``first``: the value a stable sort would put first (None if
+        none), found without sorting; ``companion``: what the companion index's :meth:`first`
+        would return (see :meth:`add_companion`; None if it has nothing or there is none)."""
         get = self._table.get
+        order = self._order
         bucket = get(host)
         if bucket is None:
             found: tuple[T, ...] = ()
-            companion = None
+            first = companion = None
         else:
             found = bucket[0]
+            first = found[0] if found else None
             companion = bucket[2] if len(bucket) > 2 else None
-        several = False
+        in_order = True
         rest = host
         while True:  # partition, not find and slice: the fewest string operations per label
             _, dot, rest = rest.partition(".")
             if not dot:
-                break
+                return first, found, in_order, companion
             bucket = get(rest)
             if bucket is not None:
                 below = bucket[1]
                 if below:
                     if found:
                         found += below
-                        several = True
+                        in_order = False
+                        if order is not None and order(below[0]) < order(first):  # type: ignore[arg-type]
+                            first = below[0]
                     else:
                         found = below
+                        first = below[0]
                 if companion is None and len(bucket) > 2:
                     companion = bucket[3]
-        if several and self._order is not None:
-            found = tuple(sorted(found, key=self._order))  # stable: equal keys keep lookup order
-        return found, companion
 
     def first(self, host: str) -> T | None:
         """The first value :meth:`lookup` would return, without building the list."""
