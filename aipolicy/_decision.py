@@ -159,7 +159,7 @@ def _decide_name(
         app = app or policy.hosts.no_companion
     if first is None:
         decision = _default(policy, name, names)
-    elif first[1] is None and _plain_rules(policy)[first[0]]:
+    elif first[1] is None and policy.rules[first[0]].plain:
         # the common case: the first rule that matches has no further condition
         decision = _verdict(policy, policy.rules[first[0]], name, first[2] or app, names)
     else:
@@ -247,15 +247,6 @@ def _decide_conditions(
             verdict = _with_findings(verdict, findings)
         return _excused(verdict, excused)
     return _excused(_default(policy, name, names), excused)
-
-
-def _plain_rules(policy: Policy) -> tuple[bool, ...]:
-    """Per rule: applies to everyone, always, and its action needs nothing more than a match."""
-    cached = policy.cache.get("plain-rules")
-    if cached is None or cached[0] is not policy.rules:  # the rules of a dataclasses.replace() copy
-        plain = tuple(not rule.personal and rule.action != "read-only" for rule in policy.rules)
-        cached = policy.cache["plain-rules"] = (policy.rules, plain)
-    return cached[1]  # type: ignore[no-any-return]
 
 
 class _Who:

@@ -91,13 +91,16 @@ class Rule:
     scope: Scope | None = None  # `when`: the users, groups, networks and times the rule applies to
     dlp: Scanner | None = None  # `dlp`: the detectors whose findings in the request body the rule needs
     exceptions: tuple[PolicyException, ...] = ()  # who the rule is lifted for, until when
-
-    @property
-    def personal(self) -> bool:
-        """Does whether the rule applies depend on who asks, from where, or when?"""
-        return self.scope is not None or bool(self.exceptions)
-
     expires: str = ""  # a rule past this date is inactive (checked when the policy loads)
+    # Worked out once, for decide(): does whether the rule applies depend on who asks, from
+    # where, or when? And is a match all it needs (not personal, not read-only)?
+    personal: bool = field(init=False, repr=False, compare=False)
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        personal = self.scope is not None or bool(self.exceptions)
+        object.__setattr__(self, "personal", personal)
+        object.__setattr__(self, "plain", not personal and self.action != "read-only")
 
 
 @dataclass

@@ -218,3 +218,20 @@ PATH_ALPHABET = "/\\.%2546eEfFcCa?#x-_~ü İ"
 @example("a/b")
 def test_normalise_path_equals_the_regex_version(raw: str) -> None:
     assert normalise_path(raw) == reference_normalise_path(raw)
+
+
+# --- normalise_host: one regex for what was a regex and a test of the last character -----------
+
+
+@BOUNDED
+@given(st.one_of(st.text(), st.text(alphabet="az09_.-Z:x", max_size=12)))
+@example("a")
+@example("5")
+@example("a5")
+@example("a-")
+@example("_")
+def test_plain_name_pattern_equals_the_checks_it_replaced(raw: str) -> None:
+    from aipolicy._hosts import _PLAIN_HOST, _PLAIN_NAME
+
+    before = bool(_PLAIN_HOST.fullmatch(raw)) and not raw[-1].isdigit()
+    assert bool(_PLAIN_NAME.fullmatch(raw)) == before
