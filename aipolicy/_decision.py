@@ -245,7 +245,7 @@ def _decide_conditions(
             verdict = _verdict(policy, rule, name, app, names, model=model)
         if findings:
             verdict = _with_findings(verdict, findings)
-        return _excused(verdict, excused)
+        return verdict if excused is None else _excused(verdict, excused)
     return _excused(_default(policy, name, names), excused)
 
 

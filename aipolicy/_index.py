@@ -60,12 +60,12 @@ class HostIndex(Generic[T]):
     __slots__ = ("_table", "size", "_order", "no_companion")
 
     def __init__(self, order: Callable[[T], Any] | None = None) -> None:
-        # name -> (values on the name, values below it[, companion's first on it, below it])
+        # name -> (values on the name, values below it, companion's first value on it, below it)
         self._table: dict[str, tuple[Any, ...]] = {}
         self.size = 0
         self._order = order
-        # what match_with_companion's second value means when it is None: None, there is no
-        # companion (ask it yourself); once one is added, "": the companion holds nothing there
+        # what walk()'s companion value means when it is None: None, there is no companion
+        # (ask it yourself); once one is added, "": the companion holds nothing for that name
         self.no_companion: str | None = None
 
     def add(self, pattern: str, value: T) -> None:
@@ -78,12 +78,13 @@ class HostIndex(Generic[T]):
         else:
             key, on_self, on_parent = pattern, one, one
         existing = self._table.get(key)
-        self._table[key] = _merge(existing, (on_self, on_parent), self._order) if existing else (on_self, on_parent)
+        bucket = (on_self, on_parent, None, None)
+        self._table[key] = _merge(existing, bucket, self._order) if existing else bucket
         self.size += 1
 
     def add_many(self, names: list[str], value: T) -> None:
         """Add many plain domains (itself and subdomains) with one value, at C speed."""
-        bucket: tuple[tuple[T, ...], tuple[T, ...]] = ((value,), (value,))
+        bucket = ((value,), (value,), None, None)
         new = dict.fromkeys(names, bucket)
         self.size += len(new)
         old = self._table
@@ -95,7 +96,7 @@ class HostIndex(Generic[T]):
 
     def names(self) -> Iterator[tuple[str, bool, bool]]:
         """Every indexed name, whether values apply to the name itself, and to names below it."""
-        for name, (on_self, on_parent, *_) in self._table.items():
+        for name, (on_self, on_parent, _, _) in self._table.items():
             if on_self or on_parent:  # not a name only the companion holds
                 yield name, bool(on_self), bool(on_parent)
 
@@ -135,7 +136,7 @@ class HostIndex(Generic[T]):
         else:
             found = bucket[0]
             first = found[0] if found else None
-            companion = bucket[2] if len(bucket) > 2 else None
+            companion = bucket[2]
         in_order = True
         rest = host
         while True:  # partition, not find and slice: the fewest string operations per label
@@ -154,7 +155,7 @@ class HostIndex(Generic[T]):
                     else:
                         found = below
                         first = below[0]
-                if companion is None and len(bucket) > 2:
+                if companion is None:
                     companion = bucket[3]
 
     def first(self, host: str) -> T | None:
@@ -178,8 +179,8 @@ class HostIndex(Generic[T]):
         catalogue's apps). Values added later keep it; ``other`` is read, not changed."""
         table = self._table
         self.no_companion = ""
-        for key, (on_self, on_parent) in other._table.items():
-            existing = table.get(key, ((), ()))
+        for key, (on_self, on_parent, _, _) in other._table.items():
+            existing = table.get(key, ((), (), None, None))
             table[key] = (existing[0], existing[1], on_self[0] if on_self else None, on_parent[0] if on_parent else None)
 
 
@@ -188,7 +189,8 @@ def _merge(a: tuple[Any, ...], b: tuple[Any, ...], order: Callable[[Any], Any] |
     on_parent = a[1] + tuple(v for v in b[1] if v not in a[1])
     if order is not None:  # stable: values with equal keys keep the order they were added in
         on_self, on_parent = tuple(sorted(on_self, key=order)), tuple(sorted(on_parent, key=order))
-    return (on_self, on_parent) + (a[2:] or b[2:])  # and the companion's values, if any
+    companion = (a[2], a[3]) if a[2] is not None or a[3] is not None else (b[2], b[3])
+    return on_self, on_parent, *companion
 
 
 class NetworkIndex(Generic[T]):
