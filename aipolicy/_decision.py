@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
+from ._catalog import App
 from ._controls import is_write
 from ._dlp import ScanLimitError, Scanner
 from ._hosts import normalise_host, normalise_path, parse_ip
 from ._index import PathPattern
 from ._models import ModelCondition, ModelReader
-from ._catalog import App
 from ._policy import DlpCondition, Entry, Policy, Rule
 from ._scope import PolicyException
 
@@ -344,9 +344,7 @@ def _verdict(
     )  # fmt: skip
 
 
-_Template = tuple[
-    str, str, str, bool, str, str, str, str, tuple[str, ...], str, Mapping[str, str] | None, str, str
-]
+_Template = tuple[str, str, str, bool, str, str, str, str, tuple[str, ...], str, Mapping[str, str] | None, str, str]
 
 
 def _template(policy: Policy, rule: Rule, app: App | None) -> _Template:

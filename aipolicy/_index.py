@@ -163,7 +163,8 @@ class HostIndex(Generic[T]):
         get = self._table.get
         bucket = get(host)
         if bucket is not None and bucket[0]:
-            return bucket[0][0]
+            found: T = bucket[0][0]
+            return found
         rest = host
         while True:
             _, dot, rest = rest.partition(".")
@@ -171,7 +172,8 @@ class HostIndex(Generic[T]):
                 return None
             bucket = get(rest)
             if bucket is not None and bucket[1]:
-                return bucket[1][0]
+                found = bucket[1][0]
+                return found
 
     def add_companion(self, other: HostIndex[Any]) -> None:
         """Keep, beside this index's values, what ``other.first(host)`` would return, so that
@@ -181,7 +183,12 @@ class HostIndex(Generic[T]):
         self.no_companion = ""
         for key, (on_self, on_parent, _, _) in other._table.items():
             existing = table.get(key, ((), (), None, None))
-            table[key] = (existing[0], existing[1], on_self[0] if on_self else None, on_parent[0] if on_parent else None)
+            table[key] = (
+                existing[0],
+                existing[1],
+                on_self[0] if on_self else None,
+                on_parent[0] if on_parent else None,
+            )
 
 
 def _merge(a: tuple[Any, ...], b: tuple[Any, ...], order: Callable[[Any], Any] | None) -> tuple[Any, ...]:

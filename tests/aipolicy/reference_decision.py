@@ -12,7 +12,7 @@ from operator import itemgetter
 
 from aipolicy import Decision, Policy, RequestFacts
 from aipolicy._controls import is_write
-from aipolicy._decision import SEVERITY, _excused, _exception_for, _Who, _with_findings, scan_request
+from aipolicy._decision import SEVERITY, _exception_for, _excused, _Who, _with_findings, scan_request
 from aipolicy._hosts import normalise_host, parse_ip
 from aipolicy._index import PathPattern
 from aipolicy._models import ModelCondition, ModelReader
