@@ -147,6 +147,9 @@ def parse_ip(host: str) -> IPAddress | None:
     """The address if a normalised host is an IP literal; IPv4-mapped IPv6 unwrapped."""
     if not host or not (host[-1].isdigit() or ":" in host):
         return None
+    if _CANONICAL_IPV4.fullmatch(host):  # what normalise_host makes of every IPv4 spelling: skip the parser
+        a, b, c, d = host.split(".")
+        return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -235,3 +235,28 @@ def test_plain_name_pattern_equals_the_checks_it_replaced(raw: str) -> None:
 
     before = bool(_PLAIN_HOST.fullmatch(raw)) and not raw[-1].isdigit()
     assert bool(_PLAIN_NAME.fullmatch(raw)) == before
+
+
+# --- parse_ip: canonical IPv4 without the ipaddress parser -------------------------------------
+
+
+@BOUNDED
+@given(st.one_of(st.ip_addresses(v=4).map(str), st.text(alphabet="0123456789.x:", max_size=16)))
+@example("255.255.255.255")
+@example("0.0.0.0")
+@example("01.2.3.4")
+@example("256.1.1.1")
+def test_parse_ip_equals_the_ipaddress_parser(host: str) -> None:
+    import ipaddress
+
+    from aipolicy._hosts import parse_ip
+
+    try:
+        expected: object = ipaddress.ip_address(host)
+    except ValueError:
+        expected = None
+    if isinstance(expected, ipaddress.IPv6Address) and expected.ipv4_mapped:
+        expected = expected.ipv4_mapped
+    if not host or not (host[-1].isdigit() or ":" in host):
+        expected = None
+    assert parse_ip(host) == expected
