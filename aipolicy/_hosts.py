@@ -15,7 +15,6 @@ import urllib.parse
 import idna
 
 _PLAIN_HOST = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")
-_PLAIN_NAME = re.compile(r"(?:[a-z0-9_][a-z0-9_.-]*)?[a-z_]")  # _PLAIN_HOST whose last character is no digit
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _IPV4_PART = re.compile(r"(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)")
 
@@ -31,17 +30,21 @@ def normalise_host(raw: str) -> str:
     Never raises: a name that cannot be made canonical is returned lower-cased
     so that it still matches nothing it should not.
     """
-    if _PLAIN_NAME.fullmatch(raw) and "0x" not in raw:
+    if _PLAIN_HOST.fullmatch(raw) and not raw[-1].isdigit() and "0x" not in raw:
         return raw  # fast path: already canonical, and its last label is no number (so no IPv4 address)
     if _CANONICAL_IPV4.fullmatch(raw):
         return raw  # fast path: an IPv4 address in its canonical spelling
     name, colon, port = raw.partition(":")
-    if (
-        colon
-        and port.isdigit()
-        and (_CANONICAL_IPV4.fullmatch(name) or _PLAIN_HOST.fullmatch(name) and not _ends_in_number(name))
-    ):
-        return name  # fast path: a Host header with a port
+    if colon and port.isdigit():  # fast paths: a Host header with a port
+        if _PLAIN_HOST.fullmatch(name) and not name[-1].isdigit() and "0x" not in name:
+            return name  # the usual one, checked as above (cheaper than _ends_in_number)
+        if _CANONICAL_IPV4.fullmatch(name) or _PLAIN_HOST.fullmatch(name) and not _ends_in_number(name):
+            return name
+    return _normalise_slowly(raw)
+
+
+def _normalise_slowly(raw: str) -> str:
+    """normalise_host without its fast paths."""
     host = raw
     for _ in range(_MAX_PASSES):  # until stable: decoding and Unicode mapping can reveal more to normalise
         again = _normalise_once(host)

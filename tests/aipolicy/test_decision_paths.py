@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from aipolicy import RequestFacts, decide, load_policy, normalise_path
+from aipolicy import RequestFacts, decide, load_policy, normalise_host, normalise_path
 from aipolicy._index import HostIndex
 
 from .reference_decision import _normalise_path as reference_normalise_path
@@ -220,23 +220,6 @@ def test_normalise_path_equals_the_regex_version(raw: str) -> None:
     assert normalise_path(raw) == reference_normalise_path(raw)
 
 
-# --- normalise_host: one regex for what was a regex and a test of the last character -----------
-
-
-@BOUNDED
-@given(st.one_of(st.text(), st.text(alphabet="az09_.-Z:x", max_size=12)))
-@example("a")
-@example("5")
-@example("a5")
-@example("a-")
-@example("_")
-def test_plain_name_pattern_equals_the_checks_it_replaced(raw: str) -> None:
-    from aipolicy._hosts import _PLAIN_HOST, _PLAIN_NAME
-
-    before = bool(_PLAIN_HOST.fullmatch(raw)) and not raw[-1].isdigit()
-    assert bool(_PLAIN_NAME.fullmatch(raw)) == before
-
-
 # --- parse_ip: canonical IPv4 without the ipaddress parser -------------------------------------
 
 
@@ -260,3 +243,25 @@ def test_parse_ip_equals_the_ipaddress_parser(host: str) -> None:
     if not host or not (host[-1].isdigit() or ":" in host):
         expected = None
     assert parse_ip(host) == expected
+
+
+# --- normalise_host: the fast paths give what the full normalisation gives ----------------------
+
+
+@BOUNDED
+@given(
+    st.one_of(
+        st.text(alphabet="abz09.-_:xX", max_size=24),
+        st.builds("{}:{}".format, st.text(alphabet="abz09.-_xX", max_size=20), st.integers(0, 70000)),
+        st.builds("{}:{}".format, st.ip_addresses(v=4).map(str), st.integers(0, 70000)),
+    )
+)
+@example("example.com:8443")
+@example("127.0.0.1:8000")
+@example("0x7f.1:80")
+@example("a.0xff:443")
+@example("a.09:443")
+def test_normalise_host_fast_paths_equal_the_full_normalisation(raw: str) -> None:
+    from aipolicy._hosts import _normalise_slowly
+
+    assert normalise_host(raw) == _normalise_slowly(raw)
