@@ -54,7 +54,7 @@ class HostIndex(Generic[T]):
     to names below it; a million-entry list shares one such pair.
 
     With an ``order`` (a key function), the values stored under each name are kept
-    stably sorted by it, so that :meth:`match` can hand back a stored tuple as is.
+    stably sorted by it, so that :meth:`walk` can hand back a stored tuple as is.
     """
 
     __slots__ = ("_table", "size", "_order", "no_companion")
@@ -177,7 +177,7 @@ class HostIndex(Generic[T]):
 
     def add_companion(self, other: HostIndex[Any]) -> None:
         """Keep, beside this index's values, what ``other.first(host)`` would return, so that
-        :meth:`match_with_companion` answers both in one walk (a policy's rules and its
+        :meth:`walk` answers both in one pass (a policy's rules and its
         catalogue's apps). Values added later keep it; ``other`` is read, not changed."""
         table = self._table
         self.no_companion = ""
