@@ -9,6 +9,7 @@ must get equal decisions from both, with the per-name cache empty and full.
 
 from __future__ import annotations
 
+import ipaddress
 import tempfile
 from operator import itemgetter
 from pathlib import Path
@@ -19,7 +20,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from aipolicy import RequestFacts, decide, load_policy, normalise_host, normalise_path
+from aipolicy import RequestFacts, decide, default_policy, load_policy, normalise_host, normalise_path
+from aipolicy._hosts import _normalise_slowly, parse_ip
 from aipolicy._index import HostIndex
 
 from .reference_decision import _normalise_path as reference_normalise_path
@@ -139,9 +141,7 @@ def test_decide_equals_the_plain_algorithm(policy_body: dict[str, Any], facts_li
     ["chat.deepseek.com", "deepseek.com", "www.example.org", "web.cn", "x.web.cn", "api.openai.com", "files.example"],
 )
 def test_default_policy_decisions_equal_the_plain_algorithm(host: str) -> None:
-    import aipolicy
-
-    policy = aipolicy.load_policy(aipolicy.default_policy())
+    policy = load_policy(default_policy())
     weights = "/deepseek-ai/DeepSeek-R1/resolve/main/model.safetensors"
     for path in (None, "/", "/v1/chat/completions", weights):
         for body in (None, b'{"model": "deepseek-chat"}', b'{"model": "gpt-4o"}'):
@@ -230,10 +230,6 @@ def test_normalise_path_equals_the_regex_version(raw: str) -> None:
 @example("01.2.3.4")
 @example("256.1.1.1")
 def test_parse_ip_equals_the_ipaddress_parser(host: str) -> None:
-    import ipaddress
-
-    from aipolicy._hosts import parse_ip
-
     try:
         expected: object = ipaddress.ip_address(host)
     except ValueError:
@@ -262,6 +258,4 @@ def test_parse_ip_equals_the_ipaddress_parser(host: str) -> None:
 @example("a.0xff:443")
 @example("a.09:443")
 def test_normalise_host_fast_paths_equal_the_full_normalisation(raw: str) -> None:
-    from aipolicy._hosts import _normalise_slowly
-
     assert normalise_host(raw) == _normalise_slowly(raw)
