@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
+from ._catalog import App
 from ._controls import is_write
 from ._dlp import ScanLimitError, Scanner
 from ._hosts import normalise_host, normalise_path, parse_ip
@@ -143,26 +144,58 @@ def decide_oversize(policy: Policy, facts: RequestFacts, size: int) -> Decision:
 def _decide_name(
     policy: Policy, name: str, facts: RequestFacts, names: tuple[str, ...], reader: ModelReader | None
 ) -> Decision:
-    address = parse_ip(name)
-    candidates: list[Entry] = policy.networks.lookup(address) if address is not None else policy.hosts.lookup(name)
+    # first: the entry of the first rule (in policy order) that matches the name; candidates:
+    # every entry that matches; app: the catalogue app the name belongs to, for rules that name none
+    address = parse_ip(name) if name[-1:].isdigit() or ":" in name else None  # parse_ip's own first test
+    if address is None:
+        first, candidates, in_order, app = policy.hosts.walk(name)
+    else:
+        candidates, in_order, app = tuple(sorted(policy.networks.lookup(address), key=_FIRST)), True, None
+        first = candidates[0] if candidates else None
     if policy.always:
-        candidates.extend(policy.always)
-    if not candidates:
-        return _remember(policy, names, _default(policy, name, names))
-    first = min(candidates, key=_FIRST) if len(candidates) > 1 else candidates[0]
-    if first[1] is None and not policy.rules[first[0]].personal:
+        candidates, in_order = tuple(sorted(candidates + policy.always, key=_FIRST)), True  # stable, as the index
+        first = candidates[0]
+    if address is None:
+        app = app or policy.hosts.no_companion
+    if first is None:
+        decision = _default(policy, name, names)
+    elif first[1] is None and policy.rules[first[0]].plain:
         # the common case: the first rule that matches has no further condition
+        decision = _verdict(policy, policy.rules[first[0]], name, first[2] or app, names)
+    else:
         rule = policy.rules[first[0]]
-        if rule.action == "read-only":
-            return _read_only(policy, rule, name, first[2], names, facts)
-        return _remember(policy, names, _verdict(policy, rule, name, first[2], names))
-    candidates.sort(key=_FIRST)
+        if first[1] is None and not rule.personal:  # read-only: the method and headers decide
+            return _read_only(policy, rule, name, first[2] or app, names, facts)
+        if not in_order:
+            candidates = tuple(sorted(candidates, key=_FIRST))  # stable: ties keep lookup order
+        return _decide_conditions(policy, name, facts, names, reader, candidates, app)
+    if len(names) == 1:  # remember a decision that only the name made
+        cache = policy.decisions
+        if len(cache) >= DECISION_CACHE_SIZE:
+            cache.clear()
+        cache[name] = decision
+    return decision
+
+
+def _decide_conditions(
+    policy: Policy,
+    name: str,
+    facts: RequestFacts,
+    names: tuple[str, ...],
+    reader: ModelReader | None,
+    candidates: tuple[Entry, ...],
+    name_app: str | None,
+) -> Decision:
+    """The first rule, in policy order, whose conditions (who, path, model, body) hold.
+    ``name_app``: the catalogue app of the name ("" none, None not looked up yet)."""
     raw_path = facts.path
     path = None
     who: _Who | None = None
     excused: PolicyException | None = None
+    rules = policy.rules
     for rule_index, condition, app in candidates:
-        rule = policy.rules[rule_index]
+        rule = rules[rule_index]
+        app = app or name_app
         if rule.personal:
             who = who or _Who(policy, facts)
             if rule.scope is not None and not rule.scope.applies(who.user, who.groups, who.client_ip, who.moment):
@@ -182,6 +215,8 @@ def _decide_name(
                     continue
             elif condition is not None:
                 assert isinstance(condition, ModelCondition)
+                if condition.body_only and facts.body is None:  # what ModelReader would say, without one
+                    return _verdict(policy, rule, name, app, names, final=False)
                 if reader is None:
                     reader = ModelReader(raw_path, facts.headers, facts.body)
                 models = reader.models(condition.provider)
@@ -191,6 +226,7 @@ def _decide_name(
                 if hit is None:
                     continue
                 model, app = hit
+                app = app or name_app
             if scanner is not None:
                 if facts.body is None:  # the body is not read yet
                     return _verdict(policy, rule, name, app, names, final=False)
@@ -209,7 +245,7 @@ def _decide_name(
             verdict = _verdict(policy, rule, name, app, names, model=model)
         if findings:
             verdict = _with_findings(verdict, findings)
-        return _excused(verdict, excused)
+        return verdict if excused is None else _excused(verdict, excused)
     return _excused(_default(policy, name, names), excused)
 
 
@@ -266,16 +302,6 @@ def _read_only(
     return replace(verdict, action="block", reason=reason, control="read-only")
 
 
-def _remember(policy: Policy, names: tuple[str, ...], decision: Decision) -> Decision:
-    """Cache a decision that only the name made, for requests presenting that one name."""
-    if len(names) == 1:
-        cache = policy.decisions
-        if len(cache) >= DECISION_CACHE_SIZE:
-            cache.clear()
-        cache[names[0]] = decision
-    return decision
-
-
 def _verdict(
     policy: Policy,
     rule: Rule,
@@ -287,32 +313,19 @@ def _verdict(
     cache: bool = True,
 ) -> Decision:
     catalog = policy.catalog
-    app = catalog.apps.get(app_id) if app_id else catalog.app_for_host(name)
-    key = ("verdict", rule.id, app.id if app else None)
+    if app_id is None:
+        app_id = catalog.index.first(name)  # the app the name belongs to, if any ("": looked up, none)
+    key = ("verdict", rule.id, app_id)
     template = policy.cache.get(key) if cache else None
     if template is None:
-        vendor = catalog.vendors.get(app.vendor) if app else None
-        reason = rule.reason or _default_reason(rule.action, app.name if app else name, rule.id)
-        template = (
-            rule.action,
-            rule.id,
-            reason,
-            app.id if app else "",
-            app.name if app else "",
-            vendor.id if vendor else "",
-            vendor.name if vendor else "",
-            app.categories if app else (),
-            vendor.country if vendor else "",
-            rule.directive,
-            rule.contact or policy.contact,
-            policy.hash,
-        )
-        if cache and (app is not None or rule.reason):  # otherwise the reason names the host
+        template = _template(policy, rule, catalog.apps.get(app_id) if app_id else None)
+        if cache:
             policy.cache[key] = template
     (
         action,
         rule_id,
         reason,
+        names_host,
         app_key,
         app_name,
         vendor_id,
@@ -323,10 +336,41 @@ def _verdict(
         contact,
         digest,
     ) = template
+    if names_host:
+        reason = name + reason
     return Decision(
         action, rule_id, reason, final, name, names, app_key, app_name, vendor_id, vendor_name, categories, country,
         directive, contact, digest, model,
     )  # fmt: skip
+
+
+_Template = tuple[str, str, str, bool, str, str, str, str, tuple[str, ...], str, Mapping[str, str] | None, str, str]
+
+
+def _template(policy: Policy, rule: Rule, app: App | None) -> _Template:
+    """The parts of a verdict that the rule and the app make: all but the name (and, when the
+    reason is made up and no app is known, the reason's subject, which is the name)."""
+    vendor = policy.catalog.vendors.get(app.vendor) if app else None
+    names_host = not rule.reason and app is None
+    if rule.reason:
+        reason = rule.reason
+    else:
+        reason = (app.name if app else "") + _reason_tail(rule.action, rule.id)
+    return (
+        rule.action,
+        rule.id,
+        reason,
+        names_host,
+        app.id if app else "",
+        app.name if app else "",
+        vendor.id if vendor else "",
+        vendor.name if vendor else "",
+        app.categories if app else (),
+        vendor.country if vendor else "",
+        rule.directive,
+        rule.contact or policy.contact,
+        policy.hash,
+    )
 
 
 def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Decision:
@@ -344,7 +388,8 @@ def _default(policy: Policy, name: str = "", names: tuple[str, ...] = ()) -> Dec
     return cached
 
 
-def _default_reason(action: str, subject: str, rule_id: str) -> str:
+def _reason_tail(action: str, rule_id: str) -> str:
+    """A made-up reason without its subject: " is blocked by rule r"."""
     verb = {
         "block": "is blocked",
         "warn": "needs a confirmation",
@@ -354,4 +399,4 @@ def _default_reason(action: str, subject: str, rule_id: str) -> str:
         "monitor": "is monitored",
         "allow": "is allowed",
     }[action]
-    return f"{subject} {verb} by rule {rule_id}"
+    return f" {verb} by rule {rule_id}"

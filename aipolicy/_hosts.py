@@ -35,12 +35,16 @@ def normalise_host(raw: str) -> str:
     if _CANONICAL_IPV4.fullmatch(raw):
         return raw  # fast path: an IPv4 address in its canonical spelling
     name, colon, port = raw.partition(":")
-    if (
-        colon
-        and port.isdigit()
-        and (_CANONICAL_IPV4.fullmatch(name) or _PLAIN_HOST.fullmatch(name) and not _ends_in_number(name))
-    ):
-        return name  # fast path: a Host header with a port
+    if colon and port.isdigit():  # fast paths: a Host header with a port
+        if _PLAIN_HOST.fullmatch(name) and not name[-1].isdigit() and "0x" not in name:
+            return name  # the usual one, checked as above (cheaper than _ends_in_number)
+        if _CANONICAL_IPV4.fullmatch(name) or _PLAIN_HOST.fullmatch(name) and not _ends_in_number(name):
+            return name
+    return _normalise_slowly(raw)
+
+
+def _normalise_slowly(raw: str) -> str:
+    """normalise_host without its fast paths."""
     host = raw
     for _ in range(_MAX_PASSES):  # until stable: decoding and Unicode mapping can reveal more to normalise
         again = _normalise_once(host)
@@ -146,6 +150,9 @@ def parse_ip(host: str) -> IPAddress | None:
     """The address if a normalised host is an IP literal; IPv4-mapped IPv6 unwrapped."""
     if not host or not (host[-1].isdigit() or ":" in host):
         return None
+    if _CANONICAL_IPV4.fullmatch(host):  # what normalise_host makes of every IPv4 spelling: skip the parser
+        a, b, c, d = host.split(".")
+        return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -162,11 +169,6 @@ def is_valid_domain(host: str) -> bool:
     return all(_LABEL.fullmatch(label) for label in host.split("."))
 
 
-# Unambiguous (each segment starts with its slash), so matching is linear: no backtracking blow-up.
-# Dots are allowed inside segments (model.safetensors) but a segment may not be "." or "..".
-_PLAIN_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_~!$&'()*+,;=:@.-]+)*/?")
-
-
 def normalise_path(raw: str) -> str:
     """Canonical path for matching: query dropped, percent-decoded until stable,
     dot segments resolved, repeated slashes collapsed, lower-cased.
@@ -174,9 +176,13 @@ def normalise_path(raw: str) -> str:
     Decoding repeatedly and folding case fail closed: a rule for
     ``/deepseek-ai/`` also catches ``/DeepSeek%2Dai/`` and ``/%2564eepseek-ai``.
     """
-    path = raw.split("?", 1)[0].split("#", 1)[0]
-    if path and _PLAIN_PATH.fullmatch(path):
-        return path.lower()  # fast path: nothing to decode, no dot segments, no empty segments
+    path = raw
+    if "?" in path or "#" in path:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+    if path[:1] == "/" and "%" not in path and "\\" not in path and "//" not in path and "/." not in path:
+        # fast path: nothing to decode; every segment starts after a slash, so no segment is
+        # empty, "." or ".." (not even ".well-known": that one takes the long way). Cheaper than a regex.
+        return path.lower()
     for _ in range(_MAX_DECODES):
         if "%" not in path:
             break

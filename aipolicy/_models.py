@@ -54,10 +54,15 @@ class ModelCondition:
     provider: Provider
     patterns: tuple[tuple[str, str | None], ...]
     regex: re.Pattern[str] = field(init=False, compare=False, repr=False)
+    # the model id is only ever in the body: until the body is read, nothing else can tell
+    body_only: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         combined = "|".join(f"(?:{translate(p)})" for p, _ in self.patterns) or "(?!)"
         object.__setattr__(self, "regex", re.compile(combined, re.IGNORECASE))
+        provider = self.provider
+        body_only = bool(provider.json_fields) and not provider.path_patterns and not provider.headers
+        object.__setattr__(self, "body_only", body_only)
 
     def match(self, models: list[str]) -> tuple[str, str | None] | None:
         """(model id, app id) of the first model id that fits, else None."""

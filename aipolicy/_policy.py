@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,7 @@ class DlpCondition:
 
 # An entry in an index: (rule position, condition on the request or None, catalogue app id or None).
 Entry = tuple[int, PathPattern | ModelCondition | DlpCondition | None, str | None]
+rule_position: Callable[[Entry], int] = itemgetter(0)
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,16 @@ class Rule:
     scope: Scope | None = None  # `when`: the users, groups, networks and times the rule applies to
     dlp: Scanner | None = None  # `dlp`: the detectors whose findings in the request body the rule needs
     exceptions: tuple[PolicyException, ...] = ()  # who the rule is lifted for, until when
-
-    @property
-    def personal(self) -> bool:
-        """Does whether the rule applies depend on who asks, from where, or when?"""
-        return self.scope is not None or bool(self.exceptions)
-
     expires: str = ""  # a rule past this date is inactive (checked when the policy loads)
+    # Worked out once, for decide(): does whether the rule applies depend on who asks, from
+    # where, or when? And is a match all it needs (not personal, not read-only)?
+    personal: bool = field(init=False, repr=False, compare=False)
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        personal = self.scope is not None or bool(self.exceptions)
+        object.__setattr__(self, "personal", personal)
+        object.__setattr__(self, "plain", not personal and self.action != "read-only")
 
 
 @dataclass
@@ -194,7 +200,7 @@ class _PolicyLoader:
         self.scopes.read_groups(root)
         self.scopes.read_networks(root)
         identity = self.scopes.read_identity(root)
-        hosts: HostIndex[Entry] = HostIndex()
+        hosts: HostIndex[Entry] = HostIndex(order=rule_position)  # decide() takes each name's first entry
         networks: NetworkIndex[Entry] = NetworkIndex()
         always: list[Entry] = []
         rules: list[Rule] = []
@@ -216,6 +222,7 @@ class _PolicyLoader:
         self.files.extend(self.scopes.files)
         if self.catalog is None:
             return None
+        hosts.add_companion(self.catalog.index)  # a name's rules and its app in one walk over its labels
         return Policy(
             path=filename,
             name=str(root.get("name", Path(filename).stem)),

@@ -220,6 +220,7 @@ def default_policy_cases() -> list[Case]:
         decide_case("default policy: www.example.org, no cache", policy, ["www.example.org"], uncached=True),
         decide_case("default policy: chat.deepseek.com, no cache", policy, ["chat.deepseek.com"], uncached=True),
         decide_case("default policy: 192.0.2.10 (an IP literal, non-AI)", policy, ["192.0.2.10"]),
+        decide_case("default policy: 192.0.2.10, no cache", policy, ["192.0.2.10"], uncached=True),
         decide_case("default policy: chat.deepseek.com", policy, ["chat.deepseek.com"]),
         decide_case("default policy: api.openai.com", policy, ["api.openai.com"]),
         decide_case("default policy: huggingface.co DeepSeek weights", policy, ["huggingface.co"], weights),
