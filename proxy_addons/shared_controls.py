@@ -28,6 +28,7 @@ class SharedControls:
     def __init__(self, owner: Controlled) -> None:
         self.owner = owner
         self.state: aipolicy.SharedState | None = None
+        self.settings = ("", "")  # (state dir, secret file) in force: the owner's in-memory objects
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
@@ -50,6 +51,8 @@ class SharedControls:
         if not updated & OPTIONS:
             return
         directory, secret_file = ctx.options.aipolicy_state_dir, ctx.options.aipolicy_secret_file
+        if (directory, secret_file) == self.settings:
+            return  # unchanged, or rolled back after a refused value: keep the objects in use
         try:
             if directory:
                 state = aipolicy.SharedState(directory, secret_file or None)
@@ -63,7 +66,7 @@ class SharedControls:
         except aipolicy.SharedStateError as error:
             raise exceptions.OptionsError(f"aipolicy: {error}") from None
         self.done()
-        self.state = state
+        self.state, self.settings = state, (directory, secret_file)
         self.owner.acknowledgements, self.owner.quotas = acknowledgements, quotas
         if state:
             logger.info(f"aipolicy: warn acknowledgements and quota counters shared in {state.directory}")
