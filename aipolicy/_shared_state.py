@@ -23,13 +23,15 @@ counted are logged and dropped, since the response is already on its way.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import secrets
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,6 +43,7 @@ T = TypeVar("T")
 
 SECRET_FILE = "secret"
 DATABASE_FILE = "state.db"
+LOCK_FILE = "state.lock"
 MIN_SECRET = 32  # characters of the secret file (64 hex digits are written)
 BUSY_TIMEOUT = 1.0  # seconds a process waits for another's write; short transactions make this rare
 PRUNE_INTERVAL = 60.0
@@ -122,6 +125,11 @@ class SharedState:
         self.pruned_at = 0.0
         self.added = 0  # rows added since the last pruning
         self.db = self._open()
+        try:
+            self.lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            self.db.close()
+            raise SharedStateError(f"lock file {self.directory / LOCK_FILE}: {error.strerror or error}") from None
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -158,12 +166,25 @@ class SharedState:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+            os.close(self.lock_fd)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for one short write. Writers take turns on an ``flock`` first: the kernel
+        wakes a waiting process as soon as the lock is free, where SQLite's own busy handler polls
+        in sleeps of 1 to 100 ms and can starve a process while others write back to back."""
+        with self.lock:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            try:
+                yield self.db
+            finally:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
     def prune(self, now: float) -> None:
         """Delete expired rows, then cut each table back to ``limit`` rows (the nearest expiry first)."""
         self.pruned_at, self.added = now, 0
         try:
-            with self.lock:
+            with self.writing():
                 self.db.execute("DELETE FROM acknowledgements WHERE until <= ?", (now,))
                 self.db.execute("DELETE FROM quota_usage WHERE expires <= ?", (now,))
                 for table, column in (("acknowledgements", "until"), ("quota_usage", "expires")):
@@ -220,7 +241,7 @@ class SharedAcknowledgements(Acknowledgements):
         state = self.state
         state._maybe_prune(now)
         try:
-            with state.lock:
+            with state.writing():
                 state.db.execute(
                     "INSERT INTO acknowledgements (subject, app, until) VALUES (?, ?, ?) "
                     "ON CONFLICT (subject, app) DO UPDATE SET until = excluded.until",
@@ -254,7 +275,7 @@ class SharedQuotaTracker(QuotaTracker):
     def add_bytes(self, rule: str, subject: str, settings: QuotaSettings, size: int, now: float) -> None:
         state = self.state
         try:
-            with state.lock:
+            with state.writing():
                 changed = state.db.execute(
                     "UPDATE quota_usage SET bytes = bytes + ? WHERE rule = ? AND subject = ? AND window = ?",
                     (size, rule, subject, int(now // settings.per)),
@@ -270,7 +291,7 @@ class SharedQuotaTracker(QuotaTracker):
     def _in_transaction(self, rule: str, subject: str, settings: QuotaSettings, change: Callable[[], T]) -> T:
         """Load the (rule, subject) row into the in-memory tracker, apply ``change``, write it back: one transaction."""
         state = self.state
-        with state.lock:
+        with state.writing():
             state.db.execute("BEGIN IMMEDIATE")
             try:
                 self.usage = {}
