@@ -13,6 +13,9 @@ Here the same objects keep their state in one directory instead:
     an SQLite database in WAL mode (mode 0600): acknowledgements, and quota usage per
     (rule, subject) with its window, bytes and the volume alert's history. Every quota charge is one
     short ``BEGIN IMMEDIATE`` transaction, so the processes count one budget exactly.
+``state.lock``
+    writers take turns on an ``flock`` of it first (mode 0600): the kernel wakes a waiting process
+    as soon as it is free, where SQLite's busy handler sleeps 1 to 100 ms between tries.
 
 Expired rows are deleted every minute (and after every ``limit // 10`` new rows), and each table
 is cut back to ``limit`` rows, the rows nearest their expiry first. A database that cannot be read

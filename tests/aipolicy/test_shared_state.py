@@ -194,7 +194,7 @@ def _charge_many(directory: str, count: int, queue: multiprocessing.Queue[int]) 
 
 def test_processes_charging_at_once_never_exceed_the_budget(tmp_path: Path) -> None:
     """Four real processes charge one budget of 1,500 back to back, 1,000 times each: exactly 1,500
-    are allowed, and none fails (SQLite's busy handler alone starved a process in such a race)."""
+    are allowed, and no charge fails for a lock held by another process."""
     directory = str(tmp_path / "state")
     SharedState(directory).close()
     context = multiprocessing.get_context("spawn")
