@@ -235,3 +235,17 @@ def test_a_directory_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> Non
     with pytest.raises(SharedStateError, match=f"state directory {blocker}/state"):
         SharedState(blocker / "state")
     assert os.path.exists(blocker)
+
+
+def test_tokens_acknowledgements_and_budgets_outlive_a_restart(tmp_path: Path) -> None:
+    before = SharedState(tmp_path / "state")
+    token = SharedAcknowledgements(before).token("alice", "chatgpt", NOW)
+    SharedAcknowledgements(before).remember("alice", "chatgpt", NOW, 600)
+    SharedQuotaTracker(before).charge("api", "alice", HOUR, 0, NOW)
+    before.close()
+    after = SharedState(tmp_path / "state")
+    acknowledgements = SharedAcknowledgements(after)
+    assert acknowledgements.valid_token(token, "alice", "chatgpt", NOW + 5)
+    assert acknowledgements.acknowledged("alice", "chatgpt", NOW + 5)
+    assert SharedQuotaTracker(after).charge("api", "alice", HOUR, 0, NOW + 5).requests == 2
+    after.close()
