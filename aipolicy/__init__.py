@@ -70,6 +70,7 @@ from ._replay import ReplayReport, Transition, facts_from_event, redecide, repla
 from ._report import Report, Verification, collect_report, render_report
 from ._resources import default_policy, policies_dir, shipped_catalog, template
 from ._scope import Identity, PolicyException, Scope, TimeWindow
+from ._shared_state import SharedAcknowledgements, SharedQuotaTracker, SharedState, SharedStateError, ensure_secret
 from ._siem import SYSLOG_FORMATS, SinkConfigError, format_message, frame, parse_syslog_url, to_cef, to_rfc5424
 from ._sources import FORMATS as SOURCE_FORMATS
 from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
@@ -132,6 +133,10 @@ __all__ = [
     "ScanLimitError",
     "Scanner",
     "Scope",
+    "SharedAcknowledgements",
+    "SharedQuotaTracker",
+    "SharedState",
+    "SharedStateError",
     "SinkConfigError",
     "SkipReport",
     "SourceError",
@@ -160,6 +165,7 @@ __all__ = [
     "detector_names",
     "diff_policies",
     "edit_policy",
+    "ensure_secret",
     "evasion_signals",
     "facts_from_event",
     "format_message",

@@ -76,6 +76,20 @@ def mitmdump_command(
     return command + list(extra)
 
 
+def shared_state_arguments(state_dir: str | None, confdir: str | None, several: bool) -> tuple[str, ...]:
+    """mitmdump options for the warn and quota state that several processes on one port share."""
+    if state_dir is None and several:
+        state_dir = str(Path(confdir or "~/.mitmproxy").expanduser() / "aipolicy-state")
+    if not state_dir:
+        return ()
+    state_dir = os.path.abspath(os.path.expanduser(state_dir))
+    try:
+        aipolicy.SharedState(state_dir).close()  # the secret and the tables made once, before the workers start
+    except aipolicy.SharedStateError as error:
+        raise click.ClickException(f"{error}; the proxy was not started") from None
+    return ("--set", f"aipolicy_state_dir={state_dir}")
+
+
 def _check(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, str], str]:
     """A click callback that rejects a value ``parse`` does not take (the value is passed on as given)."""
 
@@ -133,6 +147,13 @@ def _check(parse: Callable[[str], object]) -> Callable[[click.Context, click.Par
     help="Listen with SO_REUSEPORT, so that several aipolicy proxy processes (e.g. systemd aipolicy@N units) share the port.",
 )
 @click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory where the processes share warn acknowledgements, quota counters and the warning form's key "
+    "(default with --workers or --reuse-port: CONFDIR/aipolicy-state; otherwise kept in memory).",
+)
+@click.option(
     "--log-max-size",
     default="0",
     callback=_check(aipolicy.parse_log_size),
@@ -161,6 +182,7 @@ def proxy(
     policy_refresh: float,
     workers: int,
     reuse_port: bool,
+    state_dir: str | None,
     log_max_size: str,
     log_max_age: str,
     syslog: str,
@@ -201,7 +223,8 @@ def proxy(
     warnings = [check_remote(host, allow_remote, mitmdump_args), check_block_global(mitmdump_args)]
     settings = sink_settings(syslog, syslog_format, syslog_ca, webhook, webhook_token_file, admin)
     warnings.append(check_admin(admin))
-    extra = (*feed, *settings, *mitmdump_args)
+    shared = shared_state_arguments(state_dir, confdir, workers > 1 or reuse_port)
+    extra = (*feed, *shared, *settings, *mitmdump_args)
     command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, extra, *rotation)
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
     check_public_key_ca(mitmdump_args, ca.parent)
@@ -231,7 +254,7 @@ def proxy(
                 admin_host, _, admin_port = admin.rpartition(":")
                 shifted = f"{admin_host}:{int(admin_port) + number - 1}"
             own = sink_settings(syslog, syslog_format, syslog_ca, webhook, webhook_token_file, shifted)
-            return (*feed, *own, *mitmdump_args)
+            return (*feed, *shared, *own, *mitmdump_args)
 
         commands = [
             reuse_port_command(

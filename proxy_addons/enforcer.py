@@ -28,6 +28,7 @@ from aipolicy import Decision, EventLog, EventLogError, Policy, PolicyError, Req
 from .admin import Admin
 from .dns_enforcer import DnsEnforcer
 from .feed import PolicyFeed
+from .shared_controls import SharedControls
 from .sinks import Sinks
 from .startup import StartupGate
 
@@ -100,6 +101,7 @@ class Enforcer:
         self.clock = time.time  # injectable, for the time-based controls
         self.acknowledgements = aipolicy.Acknowledgements(secret=os.urandom(32))
         self.quotas = aipolicy.QuotaTracker()
+        self.shared = SharedControls(self)  # or both kept in a directory shared by the workers: shared_controls.py
         self.warned: dict[tuple[str, str], float] = {}  # (subject, app) -> when a warn event was last written
         self.feed = PolicyFeed(self)  # a signed policy bundle followed over HTTP(S): see feed.py
         self.metrics = aipolicy.Metrics()
@@ -154,6 +156,7 @@ class Enforcer:
         )
         loader.add_option("aipolicy_proxy_id", str, "", "This proxy's name in events. Empty: the host name.")
         self.feed.load(loader)
+        self.shared.load(loader)
         self.sinks.load(loader)
         self.admin.load(loader)
 
@@ -198,6 +201,7 @@ class Enforcer:
             )
             ctx.options.stream_large_bodies = None
         self.feed.configure(updated)
+        self.shared.configure(updated)
         self.sinks.configure(updated)
         self.admin.configure(updated)
 
@@ -251,6 +255,7 @@ class Enforcer:
         self.startup.done()
         await self.sinks.done()
         self.admin.done()
+        self.shared.done()
 
     async def client_connected(self, client: connection.Client) -> None:
         await self.startup.client_connected(client)  # held until start-up is over and the policy loaded
