@@ -427,9 +427,17 @@ class Enforcer:
             response.stream = True  # responses are never inspected: stream big and open-ended ones (SSE)
 
     def _byte_counter(self, flow: http.HTTPFlow) -> Callable[[bytes], bytes]:
+        """A response stream function that counts the bytes passing, charged in batches of
+        COUNT_BATCH bytes and at the end (mitmproxy passes b"" then): with shared state each
+        charge is a database write, so not one per chunk."""
+        pending = 0
+
         def count(chunk: bytes) -> bytes:
-            if chunk:
-                self._count_bytes(flow, len(chunk))
+            nonlocal pending
+            pending += len(chunk)
+            if pending and (not chunk or pending >= COUNT_BATCH):
+                self._count_bytes(flow, pending)
+                pending = 0
             return chunk
 
         return count
@@ -985,6 +993,7 @@ def _human_duration(seconds: float) -> str:
     return f"{seconds:g} seconds"
 
 
+COUNT_BATCH = 256 * 1024  # bytes of a streamed response counted against a byte quota at once
 STREAM_ABOVE = 256 * 1024  # bytes; smaller bodies cost less buffered than streamed
 
 

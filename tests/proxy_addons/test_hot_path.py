@@ -155,3 +155,25 @@ def test_response_headers_in_one_pass(enforcer: Enforcer) -> None:
     assert respond([(b"transfer-encoding", b"chunked")]).stream is True  # open-ended (SSE): streamed
     assert respond([(b"content-length", b"5"), (b"content-length", b"6")]).stream is True
     assert respond([(b"content-length", str(300 * 1024).encode())]).stream is True  # large: streamed
+
+
+def test_streamed_response_bytes_are_charged_in_batches_and_at_the_end(enforcer: Enforcer) -> None:
+    from aipolicy import QuotaSettings
+    from proxy_addons.enforcer import COUNT_BATCH
+
+    settings = QuotaSettings(per=3600, bytes=10**9)
+    flow = plain_flow([(b"host", b"allowed.example")])
+    flow.metadata["aipolicy_quota"] = ("budget", "10.0.0.1", settings)
+    charges: list[int] = []
+    add_bytes = enforcer.quotas.add_bytes
+    enforcer.quotas.add_bytes = lambda rule, subject, s, size, now: (
+        charges.append(size),
+        add_bytes(rule, subject, s, size, now),
+    )  # type: ignore[method-assign]
+    counter = enforcer._byte_counter(flow)
+    chunk = b"z" * 1000
+    sent = [counter(chunk) for _ in range(COUNT_BATCH // 1000 + 5)]
+    assert sent == [chunk] * len(sent)  # passed on untouched
+    assert counter(b"") == b""  # the end of the message
+    assert charges == [(COUNT_BATCH // 1000 + 1) * 1000, 4000]
+    assert enforcer.quotas.usage[("budget", "10.0.0.1")].bytes == sum(charges) == len(sent) * 1000
