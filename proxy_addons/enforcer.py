@@ -465,7 +465,7 @@ class Enforcer:
         head = read_head(request)
         host = request.data.host
         sni = self._state(client).sni or client.sni or ""
-        if head.hosts == (host,) and not sni:
+        if not sni and len(head.hosts) == 1 and _same_host(head.hosts[0], host):
             names: tuple[str, ...] = (host,)  # the usual plain-HTTP request: one name, said twice
         else:
             names = tuple(dict.fromkeys(n for n in (host, sni, *head.hosts) if n))
@@ -967,6 +967,19 @@ def _unlogged(decision: Decision) -> Decision:
         action="block",
         rule="aipolicy:log-unavailable",
         reason=f"the event log cannot be written, so AI-app traffic is blocked (would have been: {decision.action} by rule {decision.rule})",
+    )
+
+
+def _same_host(host_header: str, host: str) -> bool:
+    """Is the Host header the request's host, with or without a port ("example.org:8080")?"""
+    if host_header == host:
+        return True
+    size = len(host)
+    return (
+        host_header.startswith(host)
+        and host_header[size : size + 1] == ":"
+        and host_header[size + 1 :].isascii()
+        and host_header[size + 1 :].isdigit()
     )
 
 

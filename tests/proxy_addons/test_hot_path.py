@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy.test import taddons
 
-from proxy_addons.enforcer import Enforcer, read_head
+from proxy_addons.enforcer import Enforcer, _same_host, read_head
 
 POLICY = """\
 version: 1
@@ -177,3 +177,32 @@ def test_streamed_response_bytes_are_charged_in_batches_and_at_the_end(enforcer:
     assert counter(b"") == b""  # the end of the message
     assert charges == [(COUNT_BATCH // 1000 + 1) * 1000, 4000]
     assert enforcer.quotas.usage[("budget", "10.0.0.1")].bytes == sum(charges) == len(sent) * 1000
+
+
+@pytest.mark.parametrize(
+    ("header", "host", "same"),
+    [
+        ("a.example", "a.example", True),
+        ("a.example:8080", "a.example", True),
+        ("127.0.0.1:8000", "127.0.0.1", True),
+        ("a.example:", "a.example", False),
+        ("a.example:80x", "a.example", False),
+        ("a.example:²", "a.example", False),
+        ("a.example.evil:80", "a.example", False),
+        ("a.examplex", "a.example", False),
+        ("b.example:80", "a.example", False),
+        ("[::1]:8000", "::1", False),  # not the fast path: decided on both names
+    ],
+)
+def test_same_host(header: str, host: str, same: bool) -> None:
+    assert _same_host(header, host) is same
+
+
+def test_a_host_header_with_a_port_is_decided_as_its_host(enforcer: Enforcer) -> None:
+    flow = plain_flow([(b"host", b"banned.example:8080")])
+    flow.request.host = "banned.example"
+    enforcer.requestheaders(flow)
+    assert flow.response is not None and flow.response.status_code == 403
+    flow = plain_flow([(b"host", b"banned.example:8080")])  # the request's host says allowed.example
+    enforcer.requestheaders(flow)
+    assert flow.response is not None and flow.response.status_code == 403
