@@ -518,6 +518,82 @@ def dispatch_costs(directory: Path, policy: Path, rounds: int = 3, calls: int = 
     return results
 
 
+# The same four hooks in ONE process, alternating 100-request blocks with the aipolicy script in
+# mitmproxy's addon chain, without it, and with an empty addon that has the same hooks: the
+# machine's slow spells then hit all three alike (fresh processes, above, are compared by minimum).
+_PAIRED_CHILD = """
+import asyncio, json, statistics, sys, time
+from mitmproxy import http, options
+from mitmproxy.proxy.layers import http as layers
+from mitmproxy.test import tflow
+from mitmproxy.tools.dump import DumpMaster
+
+script, policy, log, confdir, blocks, authority = sys.argv[1:]
+
+class SameHooks:
+    def requestheaders(self, flow): pass
+    def request(self, flow): pass
+    def responseheaders(self, flow): pass
+
+async def one_request(trigger, flow, response):
+    flow.response = None
+    await trigger(layers.HttpRequestHeadersHook(flow))
+    await trigger(layers.HttpRequestHook(flow))
+    flow.response = response
+    await trigger(layers.HttpResponseHeadersHook(flow))
+    await trigger(layers.HttpResponseHook(flow))
+
+async def main():
+    opts = options.Options()
+    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+    opts.update_defer(aipolicy_policy=policy, aipolicy_log=log, aipolicy_reload="0")
+    opts.update(connection_strategy="lazy", confdir=confdir, scripts=[script])
+    flow = tflow.tflow(resp=True)
+    flow.request = http.Request.make("GET", f"http://{authority}/", headers={"host": authority, "user-agent": "wrk"})
+    flow.client_conn.peername = ("127.0.0.1", 50000)
+    flow.client_conn.sni = None
+    trigger, response = master.addons.trigger_event, flow.response
+    for _ in range(100):  # the script loader finishes loading on the event loop
+        await one_request(trigger, flow, response)
+        if "aipolicy" in flow.metadata:
+            break
+        await asyncio.sleep(0.1)
+    assert flow.metadata["aipolicy"].action == "allow"
+    chain = list(master.addons.chain)
+    without = [a for a in chain if type(a).__name__ != "ScriptLoader"]
+    chains = {"with": chain, "without": without, "same hooks": without + [SameHooks()]}
+    times = {key: [] for key in chains}
+    for _ in range(int(blocks)):
+        for key, addons in chains.items():
+            master.addons.chain = addons
+            start = time.perf_counter()
+            for _ in range(100):
+                await one_request(trigger, flow, response)
+            times[key].append((time.perf_counter() - start) / 100 * 1e6)
+    master.addons.chain = chain
+    median = {key: statistics.median(values) for key, values in times.items()}
+    diff = statistics.median(w - wo for w, wo in zip(times["with"], times["without"]))
+    hooks = statistics.median(h - wo for h, wo in zip(times["same hooks"], times["without"]))
+    print(json.dumps({"without": median["without"], "with": median["with"], "aipolicy": diff, "same hooks": hooks}))
+
+asyncio.run(main())
+"""
+
+
+def paired_dispatch(directory: Path, policy: Path, blocks: int = 300) -> dict[str, float]:
+    """µs per request, in one process: the four hooks without any script, the aipolicy script's
+    addition (median of paired block differences), and an empty addon's with the same hooks."""
+    (directory / "paired-confdir").mkdir(exist_ok=True)
+    command = [
+        sys.executable, "-c", _PAIRED_CHILD, ENFORCER_SCRIPT, str(policy), str(directory / "paired-events.jsonl"),
+        str(directory / "paired-confdir"), str(blocks), f"{HOST}:8000",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"in-process paired measurement failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 # --- output ------------------------------------------------------------------------------
 
 
@@ -551,7 +627,9 @@ def paired_ratio(top: Config, bottom: Config) -> tuple[float, list[float]]:
     return statistics.median(ratios), ratios
 
 
-def print_verdict(configs: list[Config], costs: dict[str, dict[str, float]]) -> None:
+def print_verdict(
+    configs: list[Config], costs: dict[str, dict[str, float]], paired: dict[str, float] | None = None
+) -> None:
     by_key = {c.key: c for c in configs}
     a, b = by_key["A"], by_key["B"]
     ratio, ratios = paired_ratio(b, a)
@@ -577,6 +655,12 @@ def print_verdict(configs: list[Config], costs: dict[str, dict[str, float]]) -> 
             f"In process, one request's 4 HTTP hooks through mitmdump's addon chain, {host}: A {cost['A']:.0f} µs, "
             f"B {cost['B']:.0f} µs: aipolicy adds {extra:.0f} µs, which alone predicts B/A = {cpu_a / (cpu_a + extra):.3f}"
         )
+    if paired:
+        print(
+            f"In one process, alternating blocks: the 4 hooks cost {paired['without']:.0f} µs a request without the "
+            f"script; the aipolicy script adds {paired['aipolicy']:.0f} µs (an empty addon with the same hooks: "
+            f"{paired['same hooks']:.0f} µs), which alone predicts B/A = {cpu_a / (cpu_a + paired['aipolicy']):.3f}"
+        )
     met = ratio >= TARGET_RATIO
     print(f"Target B >= {TARGET_RATIO}x A: {'met' if met else 'MISSED'} ({ratio:.3f}x)")
 
@@ -587,6 +671,7 @@ def print_verdict(configs: list[Config], costs: dict[str, dict[str, float]]) -> 
 def benchmark(args: argparse.Namespace, directory: Path, stack: ExitStack) -> None:
     policy = snapshot_default_policy(directory)
     costs = dispatch_costs(directory, policy, rounds=1 if args.quick else 3)
+    paired = paired_dispatch(directory, policy, blocks=50 if args.quick else 300)
     tools = ensure_tools(not args.no_install)
     if args.upstream == "python":
         tools["nginx"] = None
@@ -631,7 +716,7 @@ def benchmark(args: argparse.Namespace, directory: Path, stack: ExitStack) -> No
         f"(B wrote {events} decision events during the measured runs: loopback traffic is allowed by the default "
         f"policy and not logged; B reloaded its policy {reloads} times)"
     )
-    print_verdict(configs, costs)
+    print_verdict(configs, costs, paired)
 
 
 def main() -> None:
