@@ -431,16 +431,14 @@ def measured_run(
 
 # --- the per-request hooks, in process ---------------------------------------------------
 
-# Runs in a fresh process: a DumpMaster (mitmdump's own addon chain) with or without the
-# aipolicy script, and a test flow pushed through the four per-request HTTP hooks.
-_DISPATCH_CHILD = """
-import asyncio, json, sys, time
+# Both children below: a DumpMaster (mitmdump's own addon chain), with the aipolicy script
+# loaded if one is given, and a test flow pushed through the four per-request HTTP hooks.
+_CHILD_PRELUDE = """
+import asyncio, json, statistics, sys, time
 from mitmproxy import http, options
 from mitmproxy.proxy.layers import http as layers
 from mitmproxy.test import tflow
 from mitmproxy.tools.dump import DumpMaster
-
-script, policy, log, confdir, calls, repeats, *authorities = sys.argv[1:]
 
 def make_flow(authority):
     flow = tflow.tflow(resp=True)
@@ -457,20 +455,36 @@ async def one_request(trigger, flow, response):
     await trigger(layers.HttpResponseHeadersHook(flow))
     await trigger(layers.HttpResponseHook(flow))
 
-async def main():
+def start_master(script, policy, log, confdir):
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     if script:
         opts.update_defer(aipolicy_policy=policy, aipolicy_log=log, aipolicy_reload="0")
     opts.update(connection_strategy="lazy", confdir=confdir, scripts=[script] if script else [])
+    return master
+
+async def loaded_flow(master, script, authority):
+    \"\"\"A flow that has been through the hooks once the script (if any) has finished loading.\"\"\"
+    flow = make_flow(authority)
+    for _ in range(100):  # the script loader finishes loading on the event loop
+        await one_request(master.addons.trigger_event, flow, flow.response)
+        if not script or "aipolicy" in flow.metadata:
+            break
+        await asyncio.sleep(0.1)
+    return flow
+"""
+
+# Fresh processes, with and without the script: the best time of a few runs.
+_DISPATCH_CHILD = (
+    _CHILD_PRELUDE
+    + """
+script, policy, log, confdir, calls, repeats, *authorities = sys.argv[1:]
+
+async def main():
+    master = start_master(script, policy, log, confdir)
     trigger, results = master.addons.trigger_event, {}
     for authority in authorities:
-        flow = make_flow(authority)
-        for _ in range(100):  # the script loader finishes loading on the event loop
-            await one_request(trigger, flow, flow.response)
-            if not script or "aipolicy" in flow.metadata:
-                break
-            await asyncio.sleep(0.1)
+        flow = await loaded_flow(master, script, authority)
         response, best = flow.response, float("inf")
         for _ in range(int(repeats)):
             start = time.perf_counter()
@@ -484,6 +498,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 DISPATCH_HOSTS = {
     f"{HOST}:8000": "127.0.0.1 (this benchmark's traffic)",
@@ -521,13 +536,9 @@ def dispatch_costs(directory: Path, policy: Path, rounds: int = 3, calls: int = 
 # The same four hooks in ONE process, alternating 100-request blocks with the aipolicy script in
 # mitmproxy's addon chain, without it, and with an empty addon that has the same hooks: the
 # machine's slow spells then hit all three alike (fresh processes, above, are compared by minimum).
-_PAIRED_CHILD = """
-import asyncio, json, statistics, sys, time
-from mitmproxy import http, options
-from mitmproxy.proxy.layers import http as layers
-from mitmproxy.test import tflow
-from mitmproxy.tools.dump import DumpMaster
-
+_PAIRED_CHILD = (
+    _CHILD_PRELUDE
+    + """
 script, policy, log, confdir, blocks, authority = sys.argv[1:]
 
 class SameHooks:
@@ -535,29 +546,10 @@ class SameHooks:
     def request(self, flow): pass
     def responseheaders(self, flow): pass
 
-async def one_request(trigger, flow, response):
-    flow.response = None
-    await trigger(layers.HttpRequestHeadersHook(flow))
-    await trigger(layers.HttpRequestHook(flow))
-    flow.response = response
-    await trigger(layers.HttpResponseHeadersHook(flow))
-    await trigger(layers.HttpResponseHook(flow))
-
 async def main():
-    opts = options.Options()
-    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-    opts.update_defer(aipolicy_policy=policy, aipolicy_log=log, aipolicy_reload="0")
-    opts.update(connection_strategy="lazy", confdir=confdir, scripts=[script])
-    flow = tflow.tflow(resp=True)
-    flow.request = http.Request.make("GET", f"http://{authority}/", headers={"host": authority, "user-agent": "wrk"})
-    flow.client_conn.peername = ("127.0.0.1", 50000)
-    flow.client_conn.sni = None
+    master = start_master(script, policy, log, confdir)
+    flow = await loaded_flow(master, script, authority)
     trigger, response = master.addons.trigger_event, flow.response
-    for _ in range(100):  # the script loader finishes loading on the event loop
-        await one_request(trigger, flow, response)
-        if "aipolicy" in flow.metadata:
-            break
-        await asyncio.sleep(0.1)
     assert flow.metadata["aipolicy"].action == "allow"
     chain = list(master.addons.chain)
     without = [a for a in chain if type(a).__name__ != "ScriptLoader"]
@@ -578,6 +570,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 def paired_dispatch(directory: Path, policy: Path, blocks: int = 300) -> dict[str, float]:
