@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,21 +79,24 @@ def health(policy_hash: str, log_writable: bool, running: bool = True) -> Health
 class HotCounts(Collector):
     """The counters every request touches, kept as plain numbers and turned into Prometheus
     families only when ``/metrics`` is scraped. prometheus_client's own Counter and Histogram
-    take a lock and walk their buckets on each update (about 3 µs a request, measured); here an
-    update is a dict increment. Updated from the event loop only."""
+    take several locks and walk their buckets on each update (about 3 µs a request, measured);
+    here an update is a dict increment under one lock. ``stages`` is counted from the event loop
+    only; decisions may also be made in a worker thread (large bodies), hence the lock."""
 
     def __init__(self) -> None:
         self.stages: dict[str, int] = {"connect": 0, "tls": 0, "request": 0}
         self.decisions: dict[tuple[str, str], int] = {}
         self.latency_counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one: above every bound
         self.latency_sum = 0.0
+        self._lock = threading.Lock()
 
     def decision(self, action: str, rule: str, seconds: float) -> None:
         key = (action, rule)
         decisions = self.decisions
-        decisions[key] = decisions.get(key, 0) + 1
-        self.latency_counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum += seconds
+        with self._lock:
+            decisions[key] = decisions.get(key, 0) + 1
+            self.latency_counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+            self.latency_sum += seconds
 
     def collect(self) -> Iterator[Metric]:
         stages = CounterMetricFamily(
@@ -104,15 +108,18 @@ class HotCounts(Collector):
         decisions = CounterMetricFamily(
             "aipolicy_decisions", "Decisions made, by action and rule", labels=["action", "rule"]
         )
-        for (action, rule), count in list(self.decisions.items()):
+        with self._lock:
+            counted = list(self.decisions.items())
+            latency, latency_sum = list(self.latency_counts), self.latency_sum
+        for (action, rule), count in counted:
             decisions.add_metric([action, rule], count)
         yield decisions
         buckets, total = [], 0
-        for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), self.latency_counts, strict=True):
+        for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), latency, strict=True):
             total += count
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))  # as Prometheus spells them
         yield HistogramMetricFamily(
-            "aipolicy_decision_seconds", "Time taken by one decision", buckets=buckets, sum_value=self.latency_sum
+            "aipolicy_decision_seconds", "Time taken by one decision", buckets=buckets, sum_value=latency_sum
         )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -72,3 +74,24 @@ def test_latency_buckets_resolve_microsecond_decisions() -> None:
     buckets = dict((labels["le"], value) for labels, value in parsed(metrics)["aipolicy_decision_seconds_bucket"])
     assert (buckets["1e-06"], buckets["2.5e-06"], buckets["5e-06"], buckets["0.25"], buckets["1.0"]) == (2, 3, 4, 4, 5)
     assert parsed(metrics)["aipolicy_decision_seconds_sum"][0][1] == pytest.approx(0.3000073)
+
+
+def test_decisions_counted_from_several_threads_are_all_counted() -> None:
+    """The proxy decides large bodies in a worker thread while the event loop decides others."""
+    metrics = Metrics()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [
+            threading.Thread(target=lambda: [metrics.decision("allow", "default", 1e-6) for _ in range(20_000)])
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    families = parsed(metrics)
+    assert ({"action": "allow", "rule": "default"}, 80_000.0) in families["aipolicy_decisions_total"]
+    assert families["aipolicy_decision_seconds_count"] == [({}, 80_000.0)]
