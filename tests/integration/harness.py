@@ -195,13 +195,20 @@ class Proxy:
             self.handle.close()  # type: ignore[attr-defined]
 
     def _terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        interrupt(self.process)
+
+
+def interrupt(*processes: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop processes as Ctrl-C would (SIGINT, all at once), killing any still running after timeout."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGINT)
+    for process in running:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def start_proxy(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .harness import env_without_proxy, free_port, wait_until
+from .harness import env_without_proxy, free_port, interrupt, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +49,7 @@ def test_default_policy_through_aipolicy_proxy(tmp_path: Path, http_upstream) ->
         assert wait_until(lambda: log.exists() and log.read_text().count(mark) == 3, timeout=10)
         assert '"proxy":"cli-test"' in log.read_text()
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        interrupt(process)
         output.close()
     assert "enforcing" in (tmp_path / "out.txt").read_text()
 

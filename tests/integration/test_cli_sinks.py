@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import uuid
@@ -14,7 +13,7 @@ from mitmproxy.certs import CertStore
 
 from tests.siem import parse_rfc5424
 
-from .harness import env_without_proxy, free_port, wait_until
+from .harness import env_without_proxy, free_port, interrupt, wait_until
 from .receivers import SyslogReceiver
 
 pytestmark = pytest.mark.integration
@@ -54,12 +53,7 @@ def test_aipolicy_proxy_with_syslog_and_admin(tmp_path: Path) -> None:
         assert 'aipolicy_decisions_total{action="block",rule="deepseek-any-capacity"} 1.0' in metrics
         assert 'aipolicy_sink_sent_total{sink="syslog"}' in metrics
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        interrupt(process)
         output.close()
         receiver.stop()
     summary = (tmp_path / "out.txt").read_text()

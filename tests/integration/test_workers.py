@@ -17,7 +17,7 @@ from typing import IO
 import httpx
 import pytest
 
-from .harness import env_without_proxy, free_port, wait_until
+from .harness import env_without_proxy, free_port, interrupt, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -205,11 +205,4 @@ def test_separate_reuse_port_processes_share_the_port(tmp_path: Path) -> None:
         assert wait_until(lambda: log.read_text().count(mark) == 30, timeout=10)
         assert {json.loads(line)["proxy"] for line in log.read_text().splitlines()} == {"unit-1", "unit-2"}
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        interrupt(*processes, timeout=15)
