@@ -17,14 +17,11 @@ stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatt
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def policy_option(function: F) -> F:
+def policy_option(
+    function: F, help: str = "Policy file (default: $AIPOLICY_POLICY, else the shipped default policy)."
+) -> F:
     return click.option(
-        "--policy",
-        "policy_path",
-        envvar="AIPOLICY_POLICY",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Policy file (default: $AIPOLICY_POLICY, else the shipped default policy).",
+        "--policy", "policy_path", envvar="AIPOLICY_POLICY", type=click.Path(dir_okay=False), default=None, help=help
     )(function)
 
 

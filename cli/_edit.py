@@ -34,14 +34,9 @@ def _edit_options(function: Callable[..., Any]) -> Callable[..., Any]:
     function = click.option("--dry-run", is_flag=True, help="Print the change as a unified diff; write nothing.")(
         function
     )
-    return click.option(
-        "--policy",
-        "policy_path",
-        envvar="AIPOLICY_POLICY",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="The policy file to edit (default: $AIPOLICY_POLICY; the shipped default is never edited).",
-    )(function)
+    return policy_option(
+        function, help="The policy file to edit (default: $AIPOLICY_POLICY; the shipped default is never edited)."
+    )
 
 
 def _meta_options(function: Callable[..., Any]) -> Callable[..., Any]:
