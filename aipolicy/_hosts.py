@@ -183,6 +183,12 @@ def normalise_path(raw: str) -> str:
         # fast path: nothing to decode; every segment starts after a slash, so no segment is
         # empty, "." or ".." (not even ".well-known": that one takes the long way). Cheaper than a regex.
         return path.lower()
+    return _decode_and_resolve(path)
+
+
+def _decode_and_resolve(path: str) -> str:
+    """normalise_path's long way, for a path without its query: percent-decoded until stable,
+    backslashes as slashes, empty and dot segments resolved, lower-cased."""
     for _ in range(_MAX_DECODES):
         if "%" not in path:
             break

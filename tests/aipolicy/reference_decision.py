@@ -6,14 +6,13 @@ the catalogue app looked up on its own. tests/aipolicy/test_decision_paths.py ch
 from __future__ import annotations
 
 import re
-import urllib.parse
 from dataclasses import replace
 from operator import itemgetter
 
 from aipolicy import Decision, Policy, RequestFacts
 from aipolicy._controls import is_write
 from aipolicy._decision import SEVERITY, _exception_for, _excused, _Who, _with_findings, scan_request
-from aipolicy._hosts import normalise_host, parse_ip
+from aipolicy._hosts import _decode_and_resolve, normalise_host, parse_ip
 from aipolicy._index import PathPattern
 from aipolicy._models import ModelCondition, ModelReader
 from aipolicy._policy import DlpCondition, Entry, Rule
@@ -175,31 +174,9 @@ def _default_reason(action: str, subject: str, rule_id: str) -> str:
 
 
 def _normalise_path(raw: str) -> str:
-    """normalise_path as it was: a regex for the plain-path fast path."""
+    """normalise_path as it was: a regex for the plain-path fast path (the long way is shared)."""
     plain = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_~!$&'()*+,;=:@.-]+)*/?")
-    keep_encoded = re.compile(r"(%3[fF]|%23)")
     path = raw.split("?", 1)[0].split("#", 1)[0]
     if path and plain.fullmatch(path):
         return path.lower()
-    for _ in range(8):
-        if "%" not in path:
-            break
-        decoded = "".join(
-            urllib.parse.unquote(piece) if i % 2 == 0 else piece.lower()
-            for i, piece in enumerate(keep_encoded.split(path))
-        )
-        if decoded == path:
-            break
-        path = decoded
-    path = path.replace("\\", "/")
-    segments: list[str] = []
-    for segment in path.split("/"):
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if segments:
-                segments.pop()
-            continue
-        segments.append(segment)
-    trailing = "/" if path.endswith("/") and segments else ""
-    return ("/" + "/".join(segments) + trailing).lower()
+    return _decode_and_resolve(path)
