@@ -60,14 +60,19 @@ class RequestHead(NamedTuple):
     @property
     def declared_size(self) -> int:
         """The Content-Length if it is one number, else 0."""
-        length = self.length
-        return int(length) if length and length.isascii() and length.isdigit() else 0
+        return _length(self.length) or 0
 
     @property
     def large_or_open_ended(self) -> bool:
         """No usable Content-Length, or one above STREAM_ABOVE."""
-        length = self.length
-        return not (length and length.isascii() and length.isdigit()) or int(length) > STREAM_ABOVE
+        size = _length(self.length)
+        return size is None or size > STREAM_ABOVE
+
+
+def _length(value: str | None) -> int | None:
+    """A Content-Length value that is one number, else None (absent, repeated, or not ASCII digits:
+    str.isdigit() accepts "²", which int() refuses, and "١٢", which int() takes)."""
+    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 def read_head(request: http.Request) -> RequestHead:
@@ -416,7 +421,7 @@ class Enforcer:
                 alt_svc = True
         if alt_svc:
             del response.headers["alt-svc"]  # never let a client learn of HTTP/3 and leave the proxy's view
-        size = int(length) if length is not None and length.strip().isdigit() else None
+        size = _length(length.decode("latin-1").strip()) if length is not None else None
         if "aipolicy_quota" in flow.metadata:
             if size is not None:
                 self._count_bytes(flow, size)
@@ -534,7 +539,7 @@ class Enforcer:
             return
         if decision.action == "warn" and self._warn(flow, decision, facts, with_body):
             return
-        if decision.action == "quota" and self._over_quota(flow, decision, facts):
+        if decision.action == "quota" and self._over_quota(flow, decision, facts, head.declared_size):
             return
         if decision.action == "redact":
             self._redact(flow, decision, facts, redacted)
@@ -678,7 +683,7 @@ class Enforcer:
             self.warned[(subject, app)] = now
             self._record(decision, facts, "request", flow=flow)
 
-    def _over_quota(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> bool:
+    def _over_quota(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts, size: int) -> bool:
         assert self.policy is not None
         rule = self.policy.rule(decision.rule)
         if rule is None or rule.quota is None:
@@ -686,7 +691,7 @@ class Enforcer:
         settings = rule.quota
         subject = facts.client_ip if settings.by == "client" else (facts.user or facts.client_ip)
         now = self.clock()
-        verdict = self.quotas.charge(rule.id, subject, settings, read_head(flow.request).declared_size, now)
+        verdict = self.quotas.charge(rule.id, subject, settings, size, now)
         if verdict.alert:
             reason = (
                 f"{subject} sent {verdict.requests} requests to {decision.app_name or decision.host} in one "
