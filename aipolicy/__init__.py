@@ -5,8 +5,69 @@ decision function, block pages and the event log. It imports neither
 mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 """
 
-from ._bodies import decode_body
-from ._bundle import (
+from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
+from ._resources import default_policy, policies_dir, shipped_catalog, template
+from ._version import __version__ as __version__
+from .analytics import LIMITS as REPLAY_LIMITS
+from .analytics import (
+    EventFilter,
+    GroupSummary,
+    ReplayReport,
+    Report,
+    Summary,
+    Transition,
+    Verification,
+    collect_report,
+    facts_from_event,
+    parse_time,
+    redecide,
+    render_report,
+    replay,
+    summarise,
+)
+from .authoring import (
+    CLI_RULE,
+    EditResult,
+    ImportListError,
+    ImportPlan,
+    ParsedSource,
+    PolicyDiff,
+    PolicyDocument,
+    RuleMeta,
+    SourceError,
+    SourceLine,
+    apply_import,
+    audit_log_path,
+    detect_format,
+    diff_policies,
+    edit_policy,
+    format_target,
+    parse_edit_target,
+    parse_source,
+    plan_import,
+    read_source,
+    write_atomically,
+)
+from .authoring import FORMATS as SOURCE_FORMATS
+from .authoring import SKIP_REASONS as SOURCE_SKIP_REASONS
+from .controls import (
+    Acknowledgements,
+    QuotaSettings,
+    QuotaTracker,
+    QuotaVerdict,
+    SharedAcknowledgements,
+    SharedQuotaTracker,
+    SharedState,
+    SharedStateError,
+    WarnSettings,
+    clean_justification,
+    ensure_secret,
+    is_write,
+    parse_duration,
+    parse_size,
+)
+from .decision import Decision, RequestFacts, decide, decide_oversize, decode_body, evasion_signals, scan_request
+from .distribution import (
     Bundle,
     BundleError,
     generate_keypair,
@@ -20,22 +81,7 @@ from ._bundle import (
     verify_bundle,
     write_key_file,
 )
-from ._catalog import App, Catalog, Vendor, load_catalog
-from ._chain import parse_log_age, parse_log_size
-from ._controls import (
-    Acknowledgements,
-    QuotaSettings,
-    QuotaTracker,
-    QuotaVerdict,
-    WarnSettings,
-    clean_justification,
-    is_write,
-    parse_duration,
-    parse_size,
-)
-from ._decision import Decision, RequestFacts, decide, decide_oversize, scan_request
-from ._diff import PolicyDiff, diff_policies
-from ._dlp import (
+from .dlp import (
     DETECTORS,
     Detector,
     DlpError,
@@ -46,40 +92,54 @@ from ._dlp import (
     check_custom_regex,
     detector_names,
 )
-from ._editor import (
-    CLI_RULE,
-    EditResult,
-    PolicyDocument,
-    RuleMeta,
-    audit_log_path,
-    edit_policy,
-    format_target,
-    parse_edit_target,
+from .eventlog import (
+    ChainBreak,
+    ChainReport,
+    EventLog,
+    EventReader,
+    Follower,
+    LogEvent,
+    SkipReport,
+    decision_event,
+    default_proxy_id,
+    format_ts,
+    parse_log_age,
+    parse_log_size,
+    read_events,
+    system_event,
+    verify_logs,
 )
-from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
-from ._evasion import evasion_signals
-from ._events import EventLog, decision_event, default_proxy_id, system_event
-from ._hosts import normalise_host, normalise_path, split_url
-from ._imports import ImportListError, ImportPlan, apply_import, plan_import, write_atomically
-from ._logs import EventReader, Follower, LogEvent, SkipReport, format_ts, read_events
-from ._metrics import Health, Metrics, health
-from ._pages import block_page, json_error, wants_html, warn_page
-from ._policy import ACTIONS, Policy, Rule, load_policy
-from ._replay import LIMITS as REPLAY_LIMITS
-from ._replay import ReplayReport, Transition, facts_from_event, redecide, replay
-from ._report import Report, Verification, collect_report, render_report
-from ._resources import default_policy, policies_dir, shipped_catalog, template
-from ._scope import Identity, PolicyException, Scope, TimeWindow
-from ._shared_state import SharedAcknowledgements, SharedQuotaTracker, SharedState, SharedStateError, ensure_secret
-from ._siem import SYSLOG_FORMATS, SinkConfigError, format_message, frame, parse_syslog_url, to_cef, to_rfc5424
-from ._sources import FORMATS as SOURCE_FORMATS
-from ._sources import SKIP_REASONS as SOURCE_SKIP_REASONS
-from ._sources import ParsedSource, SourceError, SourceLine, detect_format, parse_source, read_source
-from ._summary import EventFilter, GroupSummary, Summary, parse_time, summarise
-from ._targets import Target, parse_target
-from ._verify import ChainBreak, ChainReport, verify_logs
-
-__version__ = "0.1.0"
+from .formats import (
+    SYSLOG_FORMATS,
+    Health,
+    Metrics,
+    SinkConfigError,
+    block_page,
+    format_message,
+    frame,
+    health,
+    json_error,
+    parse_syslog_url,
+    to_cef,
+    to_rfc5424,
+    wants_html,
+    warn_page,
+)
+from .matching import Target, normalise_host, normalise_path, parse_target, split_url
+from .policy import (
+    ACTIONS,
+    App,
+    Catalog,
+    Identity,
+    Policy,
+    PolicyException,
+    Rule,
+    Scope,
+    TimeWindow,
+    Vendor,
+    load_catalog,
+    load_policy,
+)
 
 __all__ = [
     "ACTIONS",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def policies_dir() -> Path:
-    return Path(str(resources.files("policies")))
+    return Path(str(resources.files("aipolicy.policies")))
 
 
 def shipped_catalog() -> Path:

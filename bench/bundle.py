@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import aipolicy
-from aipolicy._bundle import unpack_fresh
+from aipolicy.distribution._bundle import unpack_fresh
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:

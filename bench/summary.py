@@ -47,8 +47,8 @@ GROUPS = (["eng"], ["eng", "admins"], ["finance"], ["sales"], [])
 
 SUMMARY_CODE = """
 import resource, sys, time
-from aipolicy._logs import read_events
-from aipolicy._summary import EventFilter, filter_events, summarise
+from aipolicy.eventlog._reader import read_events
+from aipolicy.analytics._summary import EventFilter, filter_events, summarise
 start = time.perf_counter()
 result = summarise(filter_events(read_events([sys.argv[1]]), EventFilter()), sys.argv[2].split(","))
 elapsed = time.perf_counter() - start

@@ -3,7 +3,7 @@
 Plain-HTTP keep-alive requests in absolute form (``GET http://127.0.0.1:U/``)
 go from a load generator (wrk) through mitmdump, an explicit HTTP proxy, to a
 fast loopback upstream (nginx). Each configuration is its own mitmdump process,
-started with the options ``aipolicy proxy`` passes (cli._proxy.mitmdump_command)
+started with the options ``aipolicy proxy`` passes (aipolicy.cli._proxy.mitmdump_command)
 plus ``-q``, so all do the same logging work:
 
   A  bare mitmdump: the same options without the addon and its aipolicy_* options
@@ -49,9 +49,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from aipolicy.cli._proxy import mitmdump_command  # noqa: E402  (the exact options `aipolicy proxy` passes)
+from aipolicy.proxy_addons import ENFORCER_SCRIPT  # noqa: E402
+
 import aipolicy  # noqa: E402
-from cli._proxy import mitmdump_command  # noqa: E402  (the exact options `aipolicy proxy` passes)
-from proxy_addons import ENFORCER_SCRIPT  # noqa: E402
 
 HOST = "127.0.0.1"
 TARGET_RATIO = 0.95
@@ -61,7 +62,7 @@ BODY = '{"upstream":"reached"}'
 SAME_HOOKS_ADDON = textwrap.dedent(
     """
     from mitmproxy import hooks
-    from proxy_addons.enforcer import Enforcer
+    from aipolicy.proxy_addons.enforcer import Enforcer
 
     class SameHooks:
         pass

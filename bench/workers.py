@@ -61,7 +61,7 @@ def benchmark(args: argparse.Namespace, directory: Path, stack: ExitStack) -> No
         raise SystemExit("wrk and nginx are needed: apt-get install -y wrk nginx")
     upstream, _ = start_upstream(tools, directory, stack)
     policy = throughput.snapshot_default_policy(directory)
-    aipolicy_cli = [sys.executable, "-c", "from cli import main; main()"]
+    aipolicy_cli = [sys.executable, "-c", "from aipolicy.cli import main; main()"]
     configs: dict[int, tuple[int, int]] = {}
     for count in (1, args.workers):
         port = free_port()

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 import aipolicy
 from aipolicy import Bundle, BundleError, PolicyError
-from aipolicy._bundle import MAX_BUNDLE_BYTES, read_unpacked_manifest, write_atomically
+from aipolicy.distribution import MAX_BUNDLE_BYTES, read_unpacked_manifest, write_atomically
 
 from ._common import echo_json, json_option, policy_option, stderr, stdout
 from ._policy import load_or_fail, policy

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import aipolicy
-from aipolicy._exception_edits import NewException, add_exception, remove_exception
+from aipolicy.authoring import NewException, add_exception, remove_exception
 
 from ._common import echo_json, json_option, policy_option, stdout
 from ._edit import _edit_options, _run_edit

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aipolicy._parquet import ParquetUnavailable, write_parquet
-from aipolicy._summary import filter_events
+from aipolicy.analytics import ParquetUnavailable, filter_events, write_parquet
 
 from ._common import stderr
 from ._violations import Selection, reading, report_skipped

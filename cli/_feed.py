@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 import aipolicy
-from aipolicy._bundle import public_url
+from aipolicy.distribution import public_url
 
 from ._common import stderr
 

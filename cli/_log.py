@@ -6,7 +6,7 @@ import click
 from click.core import ParameterSource
 
 from aipolicy import EventLogError
-from aipolicy._verify import STATUSES, ChainReport, verify_logs
+from aipolicy.eventlog import STATUSES, ChainReport, verify_logs
 
 from ._common import echo_json, json_option, stdout
 from ._violations import log_option, safe

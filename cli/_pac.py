@@ -7,7 +7,7 @@ import ipaddress
 import click
 
 import aipolicy
-from aipolicy._pac import PAC_MODES, Network, check_proxy_address, pac_file
+from aipolicy.formats import PAC_MODES, Network, check_proxy_address, pac_file
 
 from ._common import policy_option, stderr
 from ._output import write_output

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from aipolicy.proxy_addons import ENFORCER_SCRIPT
 from rich.markup import escape
 
 import aipolicy
-from proxy_addons import ENFORCER_SCRIPT
 
 from ._common import policy_option, stderr
 from ._feed import feed_arguments, feed_options

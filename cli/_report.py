@@ -10,8 +10,8 @@ import click
 
 import aipolicy
 from aipolicy import __version__
-from aipolicy._logs import format_ts
-from aipolicy._report import REPORT_KINDS, Verification, collect_report, render_report
+from aipolicy.analytics import REPORT_KINDS, Verification, collect_report, render_report
+from aipolicy.eventlog import format_ts
 
 from ._common import policy_option, stderr
 from ._policy import load_or_fail

@@ -24,8 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from aipolicy import ACTIONS, EventLogError
-from aipolicy._logs import EventReader, Follower, LogEvent, format_ts, read_events
-from aipolicy._summary import (
+from aipolicy.analytics import (
     BY_KEYS,
     EventFilter,
     GroupSummary,
@@ -38,6 +37,7 @@ from aipolicy._summary import (
     sparkline,
     summarise,
 )
+from aipolicy.eventlog import EventReader, Follower, LogEvent, format_ts, read_events
 
 from ._common import ACTION_COLOURS, F, echo_json, json_option, stderr, stdout
 

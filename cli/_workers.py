@@ -1,6 +1,6 @@
 """Several mitmdump workers on one listening port (``aipolicy proxy --workers N``).
 
-Each worker is mitmdump started through ``proxy_addons.reuseport``, which
+Each worker is mitmdump started through ``aipolicy.proxy_addons.reuseport``, which
 listens with SO_REUSEPORT: the kernel spreads connections across workers and
 clients keep their own source address. All workers enforce the same policy
 file (each reloads it by itself) and append to the same event log, one
@@ -36,7 +36,7 @@ PR_SET_PDEATHSIG = 1
 
 def reuse_port_command(mitmdump_command: list[str]) -> list[str]:
     """The same mitmdump arguments, started through the SO_REUSEPORT launcher in this Python."""
-    return [sys.executable, "-m", "proxy_addons.reuseport", *mitmdump_command[1:]]
+    return [sys.executable, "-m", "aipolicy.proxy_addons.reuseport", *mitmdump_command[1:]]
 
 
 def _die_with_parent() -> None:

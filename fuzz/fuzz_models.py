@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run  # noqa: E402
 
 with atheris.instrument_imports(include=["aipolicy"]):
-    from aipolicy._models import ModelReader, load_providers
+    from aipolicy.policy._providers import ModelReader, load_providers
 
 PROVIDERS = list(load_providers(Path(__file__).resolve().parents[1] / "policies" / "providers.yaml")[0].values())
 CONTENT_TYPES = ["application/json", "", "text/plain", "application/json; charset=utf-8", "multipart/form-data"]

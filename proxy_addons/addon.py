@@ -1,11 +1,11 @@
 """The script mitmdump loads: ``mitmdump -s proxy_addons/addon.py``.
 
 Kept to an import so that the addon's code lives in a real module
-(``proxy_addons.enforcer``) that tests and other addons can import.
+(``aipolicy.proxy_addons.enforcer``) that tests and other addons can import.
 The DNS addon shares the enforcer's policy and event log (``--mode dns``).
 """
 
-from proxy_addons.enforcer import Enforcer
+from aipolicy.proxy_addons.enforcer import Enforcer
 
 # One addon object: mitmproxy walks every addon for every hook of every request. The Enforcer
 # answers DNS queries too (``--mode dns``), through its DnsEnforcer part.

@@ -21,7 +21,7 @@ from mitmproxy import ctx, exceptions
 from mitmproxy.proxy import server_hooks
 
 from aipolicy import Health, Metrics
-from aipolicy._metrics import METRICS_CONTENT_TYPE
+from aipolicy.formats import METRICS_CONTENT_TYPE
 
 logger = logging.getLogger("aipolicy")
 

@@ -30,9 +30,9 @@ from mitmproxy import ctx, exceptions
 
 import aipolicy
 from aipolicy import Policy, PolicyError
-from aipolicy._bundle import MAX_BUNDLE_BYTES, Bundle, BundleError, load_public_key, unpack_fresh, verify_bundle
-from aipolicy._bundle import public_url as display
-from aipolicy._bundle import write_atomically as _write_atomically
+from aipolicy.distribution import MAX_BUNDLE_BYTES, Bundle, BundleError, load_public_key, unpack_fresh, verify_bundle
+from aipolicy.distribution import public_url as display
+from aipolicy.distribution import write_atomically as _write_atomically
 
 if TYPE_CHECKING:
     from .enforcer import Enforcer

@@ -1,4 +1,4 @@
-"""Run mitmdump with SO_REUSEPORT on its listening sockets: ``python -m proxy_addons.reuseport MITMDUMP-ARGS``.
+"""Run mitmdump with SO_REUSEPORT on its listening sockets: ``python -m aipolicy.proxy_addons.reuseport MITMDUMP-ARGS``.
 
 mitmproxy has no option for SO_REUSEPORT; its proxy servers listen with
 ``asyncio.start_server(handler, host, port)``. This launcher makes that call

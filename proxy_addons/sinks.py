@@ -27,7 +27,7 @@ from mitmproxy import ctx, exceptions
 
 import aipolicy
 from aipolicy import Metrics
-from aipolicy._siem import SinkConfigError, format_message, frame, parse_syslog_url, webhook_batch
+from aipolicy.formats import SinkConfigError, format_message, frame, parse_syslog_url, webhook_batch
 
 logger = logging.getLogger("aipolicy")
 

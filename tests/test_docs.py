@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 import pytest
-
-from cli import main
+from aipolicy.cli import main
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

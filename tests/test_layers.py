@@ -19,8 +19,8 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_core_and_cli_do_not_import_mitmproxy() -> None:
     result = run_python(
-        "import aipolicy, cli, sys\n"
-        "import cli._main, cli._policy, cli._proxy\n"
+        "import aipolicy, aipolicy.cli, sys\n"
+        "import aipolicy.cli._main, aipolicy.cli._policy, aipolicy.cli._proxy\n"
         "loaded = sorted(m for m in sys.modules if m == 'mitmproxy' or m.startswith('mitmproxy.'))\n"
         "assert not loaded, loaded\n"
         "print('ok')\n"
@@ -33,7 +33,7 @@ def test_running_cli_commands_does_not_import_mitmproxy() -> None:
     result = run_python(
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from cli import main\n"
+        "from aipolicy.cli import main\n"
         "runner = CliRunner()\n"
         "assert runner.invoke(main, ['policy', 'validate']).exit_code == 0\n"
         "assert runner.invoke(main, ['policy', 'test', 'https://chat.deepseek.com/', '--json']).exit_code == 0\n"

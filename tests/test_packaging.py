@@ -10,11 +10,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHECK = """
 import pathlib, sys
-import aipolicy, proxy_addons
+import aipolicy, aipolicy.proxy_addons
 assert str(pathlib.Path(aipolicy.__file__)).startswith(sys.argv[1]), aipolicy.__file__
 policy = aipolicy.load_policy(aipolicy.default_policy())
 assert pathlib.Path(policy.path).is_relative_to(sys.argv[1]), policy.path
-assert pathlib.Path(proxy_addons.ENFORCER_SCRIPT).is_file()
+assert pathlib.Path(aipolicy.proxy_addons.ENFORCER_SCRIPT).is_file()
 for name in ("strict", "discovery", "allowlist"):  # `aipolicy init` templates
     aipolicy.load_policy(aipolicy.template(name))
 print(policy.hash, len(policy.catalog.apps))

@@ -10,13 +10,13 @@ from dataclasses import replace
 from operator import itemgetter
 
 from aipolicy import Decision, Policy, RequestFacts
-from aipolicy._controls import is_write
-from aipolicy._decision import SEVERITY, _exception_for, _excused, _Who, _with_findings, scan_request
-from aipolicy._hosts import _decode_and_resolve, normalise_host, parse_ip
-from aipolicy._index import PathPattern
-from aipolicy._models import ModelCondition, ModelReader
-from aipolicy._policy import DlpCondition, Entry, Rule
-from aipolicy._scope import PolicyException
+from aipolicy.controls._controls import is_write
+from aipolicy.decision._decide import SEVERITY, _exception_for, _excused, _Who, _with_findings, scan_request
+from aipolicy.matching._hosts import _decode_and_resolve, normalise_host, parse_ip
+from aipolicy.matching._index import PathPattern
+from aipolicy.policy._policy import DlpCondition, Entry, Rule
+from aipolicy.policy._providers import ModelCondition, ModelReader
+from aipolicy.policy._scope import PolicyException
 
 _FIRST = itemgetter(0)
 

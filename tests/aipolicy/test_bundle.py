@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import aipolicy
 from aipolicy import BundleError, sign_bundle, verify_bundle
-from aipolicy._bundle import SIGNED_PREFIX, canonical, public_url, unpack_fresh
+from aipolicy.distribution._bundle import SIGNED_PREFIX, canonical, public_url, unpack_fresh
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOW = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=datetime.UTC)
@@ -154,7 +154,11 @@ def test_unsafe_paths_are_refused_even_when_signed(key: Ed25519PrivateKey, path:
     payload = b"pwned\n"
 
     def add(document: dict[str, Any]) -> None:
-        entry = {"path": path, "sha256": aipolicy._bundle.hashlib.sha256(payload).hexdigest(), "size": len(payload)}
+        entry = {
+            "path": path,
+            "sha256": aipolicy.distribution._bundle.hashlib.sha256(payload).hexdigest(),
+            "size": len(payload),
+        }
         document["manifest"]["files"].append(entry)
         document["files"][path] = base64.b64encode(payload).decode()
 

@@ -11,7 +11,7 @@ import yaml
 
 import aipolicy
 from aipolicy import Policy, RequestFacts, decide, load_catalog, load_policy
-from aipolicy._models import load_providers
+from aipolicy.policy._providers import load_providers
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 CATALOG_FILE = POLICIES / "catalog.yaml"

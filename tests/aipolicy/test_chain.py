@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from aipolicy import EventLog, read_events
-from aipolicy._chain import GENESIS, line_hash, parse_log_age, parse_log_size, rotated_files
-from aipolicy._verify import ChainReport, verify_logs
+from aipolicy.eventlog._chain import GENESIS, line_hash, parse_log_age, parse_log_size, rotated_files
+from aipolicy.eventlog._verify import ChainReport, verify_logs
 
 PAD = "x" * 150  # lines of about 270 bytes: a 1400-byte limit puts 5 lines in each file
 

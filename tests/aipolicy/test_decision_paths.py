@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aipolicy import RequestFacts, decide, default_policy, load_policy, normalise_host, normalise_path
-from aipolicy._hosts import _normalise_slowly, parse_ip
-from aipolicy._index import HostIndex
+from aipolicy.matching._hosts import _normalise_slowly, parse_ip
+from aipolicy.matching._index import HostIndex
 
 from .reference_decision import _normalise_path as reference_normalise_path
 from .reference_decision import reference_decide

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aipolicy import DETECTORS, DlpError, ScanLimitError, build_detectors, check_custom_regex, detector_names
-from aipolicy._dlp import luhn_valid
+from aipolicy.dlp._detectors import luhn_valid
 
 BOUNDED = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

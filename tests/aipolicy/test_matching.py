@@ -519,7 +519,7 @@ def test_cached_decision_is_the_one_a_fresh_policy_gives(fixture_policy: Policy)
 
 
 def test_decision_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("aipolicy._decision.DECISION_CACHE_SIZE", 4)
+    monkeypatch.setattr("aipolicy.decision._decide.DECISION_CACHE_SIZE", 4)
     policy = load_policy(write_policy(tmp_path, "rules:\n  - {id: b, action: block, match: {domains: [b.example]}}\n"))
     for round_ in range(2):
         for number in range(10):

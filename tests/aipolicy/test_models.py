@@ -12,7 +12,7 @@ import zstandard
 
 import aipolicy
 from aipolicy import PolicyError, RequestFacts, decide, decide_oversize, decode_body
-from aipolicy._models import ModelReader, load_providers
+from aipolicy.policy._providers import ModelReader, load_providers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 JSON = {"content-type": "application/json"}

@@ -10,7 +10,7 @@ import pacparser
 import pytest
 
 import aipolicy
-from aipolicy._pac import ai_names, check_proxy_address, pac_file
+from aipolicy.formats._pac import ai_names, check_proxy_address, pac_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PROXY = "PROXY gw.example.org:3128"

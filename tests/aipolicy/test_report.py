@@ -39,8 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from aipolicy._logs import read_events
-from aipolicy._report import (
+from aipolicy.analytics._report import (
     MAX_CHART_DAYS,
     MAX_LISTED,
     NOT_CHECKED,
@@ -53,7 +52,8 @@ from aipolicy._report import (
     day_chart,
     render_report,
 )
-from aipolicy._summary import EventFilter
+from aipolicy.analytics._summary import EventFilter
+from aipolicy.eventlog._reader import read_events
 from tests.aipolicy.test_summary import ALL, TOTAL, USERS
 
 FIXTURE = str(Path(__file__).resolve().parents[1] / "fixtures" / "report-events.jsonl")

@@ -20,7 +20,7 @@ from aipolicy import (
     SharedStateError,
     ensure_secret,
 )
-from aipolicy._shared_state import read_secret
+from aipolicy.controls._sqlite_store import read_secret
 
 NOW = 1_800_000_000.0
 HOUR = QuotaSettings(per=3600, requests=3)

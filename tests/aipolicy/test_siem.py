@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import aipolicy
 from aipolicy import SinkConfigError, format_message, frame, parse_syslog_url, to_cef, to_rfc5424
-from aipolicy._siem import SD_ID
+from aipolicy.formats._siem import SD_ID
 from tests.siem import parse_cef, parse_rfc5424, split_octet_counted
 
 

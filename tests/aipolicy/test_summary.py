@@ -37,8 +37,24 @@ from pathlib import Path
 import pytest
 
 from aipolicy import EventLogError
-from aipolicy._logs import EventReader, Follower, SkipReport, canonical_ts, format_ts, read_events, rotation_key
-from aipolicy._summary import EventFilter, Summary, filter_events, format_change, parse_time, sparkline, summarise
+from aipolicy.analytics._summary import (
+    EventFilter,
+    Summary,
+    filter_events,
+    format_change,
+    parse_time,
+    sparkline,
+    summarise,
+)
+from aipolicy.eventlog._reader import (
+    EventReader,
+    Follower,
+    SkipReport,
+    canonical_ts,
+    format_ts,
+    read_events,
+    rotation_key,
+)
 
 LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
 ALL = [str(LOGS / "*" / "events.jsonl*")]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
 from cryptography import x509
-
-from cli import main
 
 
 def run(*args: str) -> Result:

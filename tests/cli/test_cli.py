@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
 
 import aipolicy
-from cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURE_POLICY = FIXTURES / "policy.yaml"

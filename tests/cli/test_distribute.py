@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
-
-from cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

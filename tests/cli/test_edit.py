@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
 
 import aipolicy
-from cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = (ROOT / "policies" / "default.yaml").read_text()
@@ -201,7 +201,7 @@ def test_invalid_edit_is_refused_with_the_file_untouched(policy_file: Path) -> N
 
 def test_concurrent_edits_from_separate_processes(policy_file: Path) -> None:
     hosts = [f"p{n}.test" for n in range(4)]
-    script = "import sys; from cli import main; main(sys.argv[1:])"
+    script = "import sys; from aipolicy.cli import main; main(sys.argv[1:])"
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", script, "policy", "block", host, "--policy", str(policy_file)],

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
-
-from cli import main
 
 FIXTURE_CATALOG = Path(__file__).resolve().parents[1] / "fixtures" / "catalog.yaml"
 SOON = (datetime.date.today() + datetime.timedelta(days=3)).isoformat()

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
 
-from aipolicy._logs import read_events
-from aipolicy._parquet import write_parquet
-from cli import main
+from aipolicy.analytics._parquet import write_parquet
+from aipolicy.eventlog._reader import read_events
 from tests.aipolicy.test_summary import ALL, TOTAL
 
 pa = pytest.importorskip("pyarrow")

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner
 
-from cli import main
 from tests.aipolicy.test_chain import read_lines, write_lines, write_log
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
-
-from cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 IMPORTS = FIXTURES / "imports"

@@ -7,11 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-import aipolicy
-from cli import main
-from cli._hardening import (
+from aipolicy.cli import main
+from aipolicy.cli._hardening import (
     blocked_vendors,
     check_admin,
     check_block_global,
@@ -20,6 +17,9 @@ from cli._hardening import (
     check_remote,
     is_loopback,
 )
+from click.testing import CliRunner
+
+import aipolicy
 
 
 def run(*args: str) -> tuple[int, str]:

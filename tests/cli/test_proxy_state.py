@@ -6,9 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import aipolicy.cli._proxy
 import pytest
-
-import cli._proxy
 
 from .test_cli import assert_clean_failure, run
 
@@ -23,7 +22,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.extend(commands)
         return 0
 
-    monkeypatch.setattr(cli._proxy, "run_workers", workers)
+    monkeypatch.setattr(aipolicy.cli._proxy, "run_workers", workers)
     return calls
 
 

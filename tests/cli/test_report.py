@@ -6,9 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
 
-from cli import main
 from tests.aipolicy.test_report import FIXTURE, P1, XSS_USER
 
 ROOT = Path(__file__).resolve().parents[2]

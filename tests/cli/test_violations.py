@@ -17,12 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aipolicy.cli._violations
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-import cli._violations
-from cli import main
 from tests.aipolicy.test_summary import (
     BY_ACTION,
     BY_GROUP,
@@ -345,8 +345,8 @@ def test_summary_usage_errors(args: list[str], message: str) -> None:
 
 def test_summary_shows_a_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
-    monkeypatch.setattr(cli._violations, "stderr", terminal)
-    monkeypatch.setattr(cli._violations, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(aipolicy.cli._violations, "stderr", terminal)
+    monkeypatch.setattr(aipolicy.cli._violations, "PROGRESS_MIN_BYTES", 0)
     assert run_json("summary", "--log", ALL)["total"] == TOTAL
     assert "reading event logs" in terminal.file.getvalue()  # type: ignore[attr-defined]
 
@@ -386,7 +386,7 @@ def test_hostile_fields_cannot_style_the_tail(hostile_log: Path) -> None:
 
 def test_hostile_fields_on_a_colour_terminal(hostile_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=200, highlight=False)
-    monkeypatch.setattr(cli._violations, "stdout", terminal)
+    monkeypatch.setattr(aipolicy.cli._violations, "stdout", terminal)
     assert run("tail", "--log", str(hostile_log)).exit_code == 0
     output = terminal.file.getvalue()  # type: ignore[attr-defined]
     assert "[bold red]mallory[/]" in output
@@ -540,7 +540,7 @@ def test_tail_follow_stops_after_max_events() -> None:
 def start_tail(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIPOLICY_")}
     return subprocess.Popen(
-        [sys.executable, "-c", "from cli import main; main()", "violations", "tail", *args],
+        [sys.executable, "-c", "from aipolicy.cli import main; main()", "violations", "tail", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -15,10 +15,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from aipolicy.cli import main
 from click.testing import CliRunner
 
 import aipolicy
-from cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -174,8 +174,8 @@ def _containerfile_args() -> list[str]:
     ["systemd/aipolicy.service", "systemd/aipolicy@.service", "kubernetes/deployment.yaml", "Containerfile"],
 )
 def test_shipped_deployment_passes_the_start_up_checks(source: str) -> None:
-    from cli._hardening import check_public_key_ca, check_remote, sink_settings
-    from cli._proxy import proxy
+    from aipolicy.cli._hardening import check_public_key_ca, check_remote, sink_settings
+    from aipolicy.cli._proxy import proxy
 
     if source.startswith("systemd/"):
         args = _systemd_proxy_args(ROOT / "deploy" / source)
@@ -198,7 +198,7 @@ def _container_port(container: dict[str, Any], port: int | str) -> int:
 
 
 def test_the_probes_ask_the_admin_listener_for_healthz() -> None:
-    from cli._proxy import proxy
+    from aipolicy.cli._proxy import proxy
 
     deployment = next(d for _, d in MANIFESTS if d["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]

@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aipolicy.proxy_addons
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-import proxy_addons
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -228,7 +227,7 @@ def start_proxy(
     output = workdir / "mitmdump.out"
     command = [
         MITMDUMP,
-        "-s", proxy_addons.ENFORCER_SCRIPT,
+        "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT,
         "-s", str(HERE / "route_addon.py"),
         "--listen-host", "127.0.0.1",
         "--listen-port", str(port),

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aipolicy.proxy_addons
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import proxy_addons
 from aipolicy import load_policy
 
 from .conftest import copy_fixture_policy
@@ -141,7 +141,7 @@ def test_admin_address_in_use_stops_the_start(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         command = [
-            MITMDUMP, "-s", proxy_addons.ENFORCER_SCRIPT, "--listen-host", "127.0.0.1", "--listen-port", str(free_port()),
+            MITMDUMP, "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT, "--listen-host", "127.0.0.1", "--listen-port", str(free_port()),
             "--set", f"confdir={tmp_path}", "--set", f"aipolicy_policy={copy_fixture_policy(tmp_path)}",
             "--set", f"aipolicy_log={tmp_path / 'events.jsonl'}", "--set", f"aipolicy_admin=127.0.0.1:{port}",
         ]  # fmt: skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner
 
-from cli import main
 from tests.cases import CASES, Case
 
 from .clients import send

@@ -166,7 +166,7 @@ def test_full_disk_blocks_ai_traffic_loudly_and_logging_resumes(
         paths = [json.loads(line)["path"] for line in lines if mark in line]
         assert paths == [f"/{mark}/after", f"/{mark}/resumed"]
         verify = subprocess.run(
-            [sys.executable, "-c", "from cli import main; main()", "log", "verify", "--log", str(log)],
+            [sys.executable, "-c", "from aipolicy.cli import main; main()", "log", "verify", "--log", str(log)],
             capture_output=True,
             text=True,
             timeout=60,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner
 
 from aipolicy import verify_logs
-from cli import main
 
 from .conftest import copy_fixture_policy, routes
 from .harness import Proxy, Upstream, start_proxy, wait_until

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aipolicy import load_policy
-from aipolicy._pac import pac_file
+from aipolicy.formats._pac import pac_file
 
 from .harness import Proxy, Upstream, env_without_proxy
 

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aipolicy.cli import main
 from click.testing import CliRunner
 
-from cli import main
 from tests.aipolicy.test_report import FIXTURE, P1, P2
 
 from .harness import env_without_proxy

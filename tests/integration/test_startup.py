@@ -18,9 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
+import aipolicy.proxy_addons
 import pytest
-
-import proxy_addons
 
 from .conftest import FIXTURES
 from .harness import HERE, MITMDUMP, Upstream, free_port, wait_until
@@ -40,7 +39,7 @@ def early_requests(
         shutil.copy(FIXTURES / name, tmp_path / name)
     port, log, output = free_port(), tmp_path / "events.jsonl", tmp_path / "mitmdump.out"
     command = [
-        MITMDUMP, "-s", proxy_addons.ENFORCER_SCRIPT, *extra,
+        MITMDUMP, "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT, *extra,
         "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", f"confdir={tmp_path / 'confdir'}",
         "--set", f"aipolicy_policy={tmp_path / 'policy.yaml'}",

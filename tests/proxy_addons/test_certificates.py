@@ -6,10 +6,9 @@ import datetime
 import warnings
 from pathlib import Path
 
+from aipolicy.cli._hardening import PUBLIC_KEY_CA_OPTIONS
 from cryptography.hazmat.primitives.asymmetric import ec
 from mitmproxy import certs, version
-
-from cli._hardening import PUBLIC_KEY_CA_OPTIONS
 
 MAX_DAYS = 398  # CA/Browser Forum baseline and Apple, Chrome, Firefox limits for TLS leaf certificates
 

@@ -17,8 +17,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy.test import taddons
 
-from proxy_addons.dns_enforcer import DnsEnforcer
-from proxy_addons.enforcer import Enforcer
+from aipolicy.proxy_addons.dns_enforcer import DnsEnforcer
+from aipolicy.proxy_addons.enforcer import Enforcer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

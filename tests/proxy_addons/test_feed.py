@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from aipolicy.proxy_addons.enforcer import Enforcer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mitmproxy import exceptions
 
 import aipolicy
 from aipolicy import RequestFacts
-from proxy_addons.enforcer import Enforcer
 
 with warnings.catch_warnings():  # mitmproxy.master imports ldap3, which warns about pyasn1 on import
     warnings.simplefilter("ignore", DeprecationWarning)

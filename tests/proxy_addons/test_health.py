@@ -6,7 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
-from proxy_addons.enforcer import Enforcer
+from aipolicy.proxy_addons.enforcer import Enforcer
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # proxyauth's ldap3 uses deprecated pyasn1 names

@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy.test import taddons
 
-from proxy_addons.enforcer import Enforcer, _same_host, read_head
+from aipolicy.proxy_addons.enforcer import Enforcer, _same_host, read_head
 
 POLICY = """\
 version: 1
@@ -158,8 +158,9 @@ def test_response_headers_in_one_pass(enforcer: Enforcer) -> None:
 
 
 def test_streamed_response_bytes_are_charged_in_batches_and_at_the_end(enforcer: Enforcer) -> None:
+    from aipolicy.proxy_addons.enforcer import COUNT_BATCH
+
     from aipolicy import QuotaSettings
-    from proxy_addons.enforcer import COUNT_BATCH
 
     settings = QuotaSettings(per=3600, bytes=10**9)
     flow = plain_flow([(b"host", b"allowed.example")])

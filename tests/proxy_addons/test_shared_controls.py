@@ -18,8 +18,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # as in test_hot_path: proxyauth's ldap3 and pyasn1
     from mitmproxy.test import taddons
 
+from aipolicy.proxy_addons.enforcer import Enforcer
+
 import aipolicy
-from proxy_addons.enforcer import Enforcer
 
 POLICY = """\
 version: 1

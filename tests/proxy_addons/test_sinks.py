@@ -7,10 +7,10 @@ import json
 
 import httpx
 import pytest
+from aipolicy.proxy_addons import sinks
+from aipolicy.proxy_addons.sinks import WebhookSink, check_webhook_url
 
 from aipolicy import Metrics
-from proxy_addons import sinks
-from proxy_addons.sinks import WebhookSink, check_webhook_url
 
 
 @pytest.fixture(autouse=True)

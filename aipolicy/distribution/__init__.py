@@ -1,0 +1,41 @@
+"""Signed policy bundles: signing, verifying and unpacking one policy for many proxies."""
+
+from ._bundle import (
+    MAX_BUNDLE_BYTES,
+    Bundle,
+    BundleError,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    parse_validity,
+    policy_files,
+    public_url,
+    read_unpacked_manifest,
+    sign_bundle,
+    unpack_bundle,
+    unpack_fresh,
+    verify_bundle,
+    write_atomically,
+    write_key_file,
+)
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "MAX_BUNDLE_BYTES",
+    "generate_keypair",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "parse_validity",
+    "policy_files",
+    "public_url",
+    "read_unpacked_manifest",
+    "sign_bundle",
+    "unpack_bundle",
+    "unpack_fresh",
+    "verify_bundle",
+    "write_atomically",
+    "write_key_file",
+]
