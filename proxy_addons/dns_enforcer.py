@@ -7,13 +7,14 @@ resolve and are recorded. Names whose rules need more than the name (a path,
 a model id) resolve: the decision for them is made where the HTTP request is
 seen. If deciding fails, the answer is SERVFAIL (fail closed; resolvers retry).
 
-The addon shares the Enforcer's policy (hot reload included) and event log.
+A part of the Enforcer: it decides through the Enforcer (the policy in force, hot reload
+included) and records through its recorder.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from mitmproxy import dns
 from mitmproxy.net.dns import response_codes, types
@@ -21,15 +22,14 @@ from mitmproxy.net.dns import response_codes, types
 import aipolicy
 from aipolicy import Decision, RequestFacts
 
-if TYPE_CHECKING:
-    from .enforcer import Enforcer
+from .recorder import Recording
 
 logger = logging.getLogger("aipolicy")
 
 
 class DnsEnforcer:
-    def __init__(self, enforcer: Enforcer) -> None:
-        self.enforcer = enforcer
+    def __init__(self, decide: Callable[[RequestFacts], Decision], recorder: Recording) -> None:
+        self.decide, self.recorder = decide, recorder
 
     def dns_request(self, flow: dns.DNSFlow) -> None:
         if "aipolicy" in flow.metadata:
@@ -45,7 +45,7 @@ class DnsEnforcer:
         client_ip = aipolicy.normalise_host(flow.client_conn.peername[0]) if flow.client_conn.peername else ""
         for question in flow.request.questions:
             facts = RequestFacts(hosts=(question.name,), scheme="dns", port=53, client_ip=client_ip)
-            decision = self.enforcer._decide(facts)
+            decision = self.decide(facts)
             if not decision.final or decision.action == "allow":
                 continue
             flow.metadata["aipolicy"] = decision
@@ -55,6 +55,6 @@ class DnsEnforcer:
                 return
 
     def _record(self, decision: Decision, facts: RequestFacts, query_type: str) -> bool:
-        event = aipolicy.decision_event(decision, facts, stage="dns", proxy_id=self.enforcer._proxy_id())
+        event = aipolicy.decision_event(decision, facts, stage="dns", proxy_id=self.recorder.proxy_id)
         event["dns_type"] = query_type
-        return self.enforcer._write(event)
+        return self.recorder.write(event)

@@ -4,7 +4,7 @@ Owned by the Enforcer, which calls its ``load``/``configure``/``running``/``done
 Every ``aipolicy_policy_refresh`` seconds the bundle is fetched with
 ``httpx.AsyncClient`` (timeout, size cap, ``If-None-Match`` with the last ETag),
 verified and unpacked off the event loop, loaded with the real loader, and
-installed through the Enforcer's reload path (``policy_loaded``). A bundle that
+installed through the Enforcer's reloader (``policy_loaded``). A bundle that
 is malformed, unsigned or wrongly signed (when a public key is set), stale,
 older than the one in force, oversized or whose policy does not load is
 rejected with a ``policy_rejected`` event, and the last good policy stays.
@@ -21,8 +21,9 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -33,9 +34,6 @@ from aipolicy import Policy, PolicyError
 from aipolicy.distribution import MAX_BUNDLE_BYTES, Bundle, BundleError, load_public_key, unpack_fresh, verify_bundle
 from aipolicy.distribution import public_url as display
 from aipolicy.distribution import write_atomically as _write_atomically
-
-if TYPE_CHECKING:
-    from .enforcer import Enforcer
 
 logger = logging.getLogger("aipolicy")
 
@@ -48,9 +46,25 @@ class FeedUnavailable(Exception):
     """The feed could not be fetched (network, HTTP status): the policy in force stays, no rejection."""
 
 
+class PolicyTarget(Protocol):
+    """Where the feed's policies go: the Enforcer's reloader."""
+
+    @property
+    def hash(self) -> str: ...
+
+    def path(self) -> str: ...
+
+    def load_file(self, path: str) -> Policy: ...
+
+    def install(self, policy: Policy, message: str, **extra: object) -> None: ...
+
+    def reject(self, origin: str, reason: str, **extra: object) -> None: ...
+
+
 class PolicyFeed:
-    def __init__(self, enforcer: Enforcer) -> None:
-        self.enforcer = enforcer
+    def __init__(self, target: PolicyTarget, started: Callable[[], Awaitable[None]]) -> None:
+        self.target = target
+        self.started = started  # returns once the proxy's start-up is over
         self.url = ""
         self.public_key: Ed25519PublicKey | None = None
         self.refresh = 300.0
@@ -115,8 +129,8 @@ class PolicyFeed:
         if not url:
             if self.policy_file:  # the feed was turned off: back to the local policy
                 self.policy_file = ""
-                local = self.enforcer._policy_path()
-                self.enforcer.install(self.enforcer._load(local), f"policy feed turned off; policy loaded from {local}")
+                local = self.target.path()
+                self.target.install(self.target.load_file(local), f"policy feed turned off; policy loaded from {local}")
             return
         if public_key is None:
             logger.warning(
@@ -136,7 +150,7 @@ class PolicyFeed:
     # --- the loop -------------------------------------------------------------
 
     async def _follow(self) -> None:
-        await self.enforcer.startup.wait()  # an error logged during mitmproxy's start-up would stop the proxy
+        await self.started()  # an error logged during mitmproxy's start-up would stop the proxy
         while True:
             if self.url:
                 try:
@@ -154,7 +168,7 @@ class PolicyFeed:
         except FeedUnavailable as error:
             if not self.unreachable:
                 logger.error(
-                    f"aipolicy: policy feed {display(url)} unreachable ({error}); still enforcing {self.enforcer._hash()}"
+                    f"aipolicy: policy feed {display(url)} unreachable ({error}); still enforcing {self.target.hash}"
                 )
             self.unreachable = True
             return
@@ -265,7 +279,7 @@ class PolicyFeed:
                 "aipolicy: the feed's policy hashes differently here than where it was signed "
                 "(it uses a shipped file, such as the built-in catalogue, of another aipolicy version)"
             )
-        self.enforcer.install(
+        self.target.install(
             policy,
             f"policy from the feed {display(source)}",
             source=display(source),
@@ -279,7 +293,7 @@ class PolicyFeed:
         if (reason, digest) == self.last_rejection:
             return  # the same bad bundle again: recorded once
         self.last_rejection = (reason, digest)
-        self.enforcer.reject(display(url), f"policy feed: {reason}", source=display(url), bundle_sha256=digest or None)
+        self.target.reject(display(url), f"policy feed: {reason}", source=display(url), bundle_sha256=digest or None)
 
     # --- the cache ------------------------------------------------------------
 

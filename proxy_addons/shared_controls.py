@@ -2,13 +2,15 @@
 directory shared with the other processes on the port (``aipolicy_state_dir``).
 
 A part of the Enforcer, not an addon of its own: the Enforcer calls ``load``, ``configure`` and
-``done``, and ``configure`` gives it the acknowledgements and quota tracker to use.
+``done``, and ``configure`` puts the acknowledgements and quota tracker to use into the ``Stores``
+that the warn and quota parts read.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Protocol
 
 from mitmproxy import ctx, exceptions
@@ -20,6 +22,14 @@ OPTIONS = frozenset({"aipolicy_state_dir", "aipolicy_secret_file"})
 
 
 class Controlled(Protocol):
+    acknowledgements: aipolicy.Acknowledgements
+    quotas: aipolicy.QuotaTracker
+
+
+@dataclass
+class Stores:
+    """The warn and quota controls' state in use; SharedControls swaps it when its options change."""
+
     acknowledgements: aipolicy.Acknowledgements
     quotas: aipolicy.QuotaTracker
 

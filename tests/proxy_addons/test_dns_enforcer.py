@@ -31,7 +31,7 @@ def addons(tmp_path: Path) -> Iterator[tuple[Enforcer, DnsEnforcer, Path]]:
     try:
         with context:
             context.configure(enforcer, aipolicy_policy=str(FIXTURES / "policy.yaml"), aipolicy_log=str(log))
-            yield enforcer, DnsEnforcer(enforcer), log
+            yield enforcer, enforcer.dns, log
             context.master.event_loop.run_until_complete(enforcer.done())
     finally:
         context.master.event_loop.close()

@@ -143,7 +143,7 @@ def test_a_signed_bundle_replaces_the_local_policy(
         await enforcer.feed.poll()
         assert action(enforcer, "one.example") == "block"
         assert action(enforcer, "local.example") == "allow"
-        assert enforcer._policy_path() == enforcer.feed.policy_file
+        assert enforcer.reloader.path() == enforcer.feed.policy_file
         assert enforcer.feed.policy_file.startswith(str(tmp_path / "cache" / "bundles"))
 
         await enforcer.feed.poll()  # not modified
@@ -155,7 +155,7 @@ def test_a_signed_bundle_replaces_the_local_policy(
 
         # an edit to the unpacked files is not a verified bundle: hot reload leaves it alone
         Path(enforcer.feed.policy_file).write_bytes(policy_blocking("edited.example")["policy.yaml"])
-        await enforcer._reload_if_changed()
+        await enforcer.reloader.reload_if_changed()
         assert action(enforcer, "edited.example") == "allow" and action(enforcer, "two.example") == "block"
 
     follow(tmp_path, local_policy, scenario, aipolicy_policy_pubkey=str(pubkey))

@@ -16,7 +16,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy.test import taddons
 
-from aipolicy.proxy_addons.enforcer import Enforcer, _same_host, read_head
+from aipolicy.proxy_addons.enforcer import Enforcer
+from aipolicy.proxy_addons.facts import read_head, same_host
 
 POLICY = """\
 version: 1
@@ -158,7 +159,7 @@ def test_response_headers_in_one_pass(enforcer: Enforcer) -> None:
 
 
 def test_streamed_response_bytes_are_charged_in_batches_and_at_the_end(enforcer: Enforcer) -> None:
-    from aipolicy.proxy_addons.enforcer import COUNT_BATCH
+    from aipolicy.proxy_addons.quota import COUNT_BATCH
 
     from aipolicy import QuotaSettings
 
@@ -171,7 +172,7 @@ def test_streamed_response_bytes_are_charged_in_batches_and_at_the_end(enforcer:
         charges.append(size),
         add_bytes(rule, subject, s, size, now),
     )  # type: ignore[method-assign]
-    counter = enforcer._byte_counter(flow)
+    counter = enforcer.quota.byte_counter(flow)
     chunk = b"z" * 1000
     sent = [counter(chunk) for _ in range(COUNT_BATCH // 1000 + 5)]
     assert sent == [chunk] * len(sent)  # passed on untouched
@@ -196,7 +197,7 @@ def test_streamed_response_bytes_are_charged_in_batches_and_at_the_end(enforcer:
     ],
 )
 def test_same_host(header: str, host: str, same: bool) -> None:
-    assert _same_host(header, host) is same
+    assert same_host(header, host) is same
 
 
 def test_a_host_header_with_a_port_is_decided_as_its_host(enforcer: Enforcer) -> None:
