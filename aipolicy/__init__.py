@@ -1,8 +1,12 @@
 """aipolicy: an organisation's AI-app policy, enforced at its web proxy.
 
-This package is the core: policy model and loader, catalogue, matching, the
-decision function, block pages and the event log. It imports neither
-mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
+This package is the core, in rooms (subpackages, each with a public ``__init__``):
+``matching``, ``dlp``, ``controls``, ``policy``, ``decision``, ``eventlog``,
+``analytics``, ``authoring``, ``distribution`` and ``formats``; the names below are
+the curated public API. The core imports neither mitmproxy nor click/rich; its two
+faces are ``aipolicy.proxy_addons`` (mitmproxy) and ``aipolicy.cli`` (click), which
+live in the repository's ``proxy_addons/`` and ``cli/`` folders. See
+docs/architecture.md.
 """
 
 from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
