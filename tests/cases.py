@@ -17,7 +17,7 @@ import gzip
 import json
 import random
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 SECRET = "AKIAZ3MPLEKEY7QX4R2T"  # an AWS access key id, as the secret detector finds it
 
@@ -30,7 +30,7 @@ class Case:
     rule: str
     sni: str = ""  # TLS server name, when it differs from the URL's host
     host_header: str = ""  # Host header, when it differs from the URL's host
-    body: str = ""  # a JSON request body (sent with POST)
+    body: str = field(default="", repr=False)  # a JSON request body (sent with POST); some are megabytes
     encoding: str = ""  # Content-Encoding to compress the body with: gzip or deflate
     header: str = ""  # one more request header, NAME:VALUE
     control: str = ""  # the decision's control: "read-only" when a read-only rule refused a submission
@@ -65,10 +65,15 @@ class Case:
         return replace(self, url=fill(self.url), sni=fill(self.sni), host_header=fill(self.host_header))
 
 
+def prompt(text: str) -> str:
+    """A chat request's JSON body with one user message."""
+    return json.dumps({"messages": [{"role": "user", "content": text}]})
+
+
 @functools.cache
 def bomb(noise: int = 0) -> str:
     """A JSON prompt for a banned model that decodes past settings.inspect_max_bytes (8 MiB) but
-    compresses to a few KB, plus ``noise`` bytes that do not compress (a larger compressed body)."""
+    compresses to a few KB; ``noise`` adds random hex that compresses to about that many bytes."""
     rng = random.Random(noise)
     padding = rng.randbytes(noise).hex() + "0" * (8 * 1024 * 1024)
     return json.dumps({"model": "deepseek/deepseek-r1", "messages": [{"role": "user", "content": padding}]})
@@ -238,7 +243,7 @@ CASES = [
         "http://redact.allowed.test/v1/{m}",
         "redact",
         "redact-secrets",
-        body=json.dumps({"messages": [{"role": "user", "content": f"deploy with {SECRET} please"}]}),
+        body=prompt(f"deploy with {SECRET} please"),
         forwarded="deploy with [REDACTED:secret.aws-access-key] please",
         withheld=SECRET,
     ),
@@ -247,7 +252,7 @@ CASES = [
         "http://redact.allowed.test/v1/{m}",
         "redact",
         "redact-secrets",
-        body=json.dumps({"messages": [{"role": "user", "content": f"key {SECRET}"}]}),
+        body=prompt(f"key {SECRET}"),
         encoding="gzip",
         forwarded="key [REDACTED:secret.aws-access-key]",
         withheld=SECRET,
@@ -265,7 +270,7 @@ CASES = [
         "http://redact.allowed.test/v1/{m}",
         "allow",
         "default",
-        body=json.dumps({"messages": [{"role": "user", "content": "what is an access key?"}]}),
+        body=prompt("what is an access key?"),
         forwarded="what is an access key?",
     ),
     # read-only: reading passes; submitting a prompt is refused.
