@@ -70,7 +70,18 @@ from .controls import (
     parse_duration,
     parse_size,
 )
-from .decision import Decision, RequestFacts, decide, decide_oversize, decode_body, evasion_signals, scan_request
+from .decision import (
+    BodyTooLarge,
+    Decision,
+    Evaluation,
+    RequestFacts,
+    decide,
+    decide_oversize,
+    decode_body,
+    evaluate,
+    evasion_signals,
+    scan_request,
+)
 from .distribution import (
     Bundle,
     BundleError,
@@ -150,6 +161,7 @@ __all__ = [
     "Acknowledgements",
     "AipolicyError",
     "App",
+    "BodyTooLarge",
     "Bundle",
     "BundleError",
     "CLI_RULE",
@@ -162,6 +174,7 @@ __all__ = [
     "DlpError",
     "EditError",
     "EditResult",
+    "Evaluation",
     "EventFilter",
     "EventLog",
     "EventLogError",
@@ -230,6 +243,7 @@ __all__ = [
     "diff_policies",
     "edit_policy",
     "ensure_secret",
+    "evaluate",
     "evasion_signals",
     "facts_from_event",
     "format_message",

@@ -104,7 +104,9 @@ def _parse_header(value: str) -> tuple[str, str]:
 )
 @click.option("--sni", default="", help="The TLS server name the client sends, if it differs from the URL's host.")
 @click.option(
-    "--body-file", type=click.Path(exists=True, dir_okay=False), help="Request body to decide on (read, never printed)."
+    "--body-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Request body to decide on, as sent (read, never printed).",
 )
 @click.option("--user", default="", help="The authenticated user making the request.")
 @click.option("--client-ip", default="192.0.2.10", show_default=True, help="The client's address.")
@@ -120,7 +122,10 @@ def test_url(
     client_ip: str,
     as_json: bool,
 ) -> None:
-    """Show what the proxy would do with a request: the same decision function it calls.
+    """Show what the proxy would do with a request: the same evaluation it runs.
+
+    A body a model or DLP rule reads comes from --body-file, as sent: decoded as
+    its Content-Encoding header says, redacted or blocked as the proxy would.
 
     \b
     Example:
@@ -138,7 +143,9 @@ def test_url(
     if not host:
         raise click.BadParameter(f"{url!r} has no host", param_hint="URL")
     names = tuple(n for n in (host, sni, header_map.get("host", "")) if n)
-    body, oversize = _read_body(body_file, header_map.get("content-encoding", ""), loaded.inspect_max_bytes)
+    body = _read_body(body_file)
+    if body is not None:
+        header_map.setdefault("content-length", str(len(body)))  # as the proxy sees the request
     facts = RequestFacts(
         hosts=names,
         path=path,
@@ -148,37 +155,47 @@ def test_url(
         client_ip=client_ip,
         user=user,
         headers=header_map,
-        body=body,
     )
-    decision = aipolicy.decide(loaded, replace(facts, body=None))
-    if not decision.final:  # as the proxy: a model rule needs the body
-        if oversize:
-            decision = aipolicy.decide_oversize(loaded, facts, oversize)
-        else:
-            decision = aipolicy.decide(loaded, replace(facts, body=body or b""))
+    evaluation, needs_body = _evaluate(loaded, facts, body)
+    decision = evaluation.decision
+    notes = [n for n in (needs_body, evaluation.note) if n]
     if as_json:
-        echo_json({"url": url, **decision.as_dict()})
+        echo_json({"url": url, **decision.as_dict(), "needs_body": bool(needs_body), "note": "; ".join(notes) or None})
         return
-    _print_decision(decision, url)
+    _print_decision(decision, url, notes)
 
 
-def _read_body(body_file: str | None, content_encoding: str, limit: int) -> tuple[bytes | None, int]:
-    """The body as the proxy would inspect it: (decoded bytes, 0), or (None, size) when too large."""
+def _evaluate(policy: Policy, facts: RequestFacts, body: bytes | None) -> tuple[aipolicy.Evaluation, str]:
+    """What the proxy would do: the evaluation, and what to say when a rule needs a body that was not given
+    (the decision is then the one for a request without a body, as the proxy makes for a bodyless GET)."""
+    headers = facts.headers
+    length = headers.get("content-length", "")
+    declared = int(length) if length.isascii() and length.isdigit() else 0
+    evaluation = aipolicy.evaluate(policy, facts, declared_size=declared)
+    if not evaluation.needs_body:
+        return evaluation, ""
+    provisional = evaluation.decision
+    if body is not None:
+        encoding = headers.get("content-encoding", "")
+        return aipolicy.evaluate(policy, facts, body, content_encoding=encoding, provisional=provisional), ""
+    needs = (
+        f"rule {provisional.rule} reads the request body (a model or DLP condition) and no --body-file was "
+        "given: this is the decision for a request without a body; pass --body-file to decide on one"
+    )
+    return aipolicy.evaluate(policy, replace(facts, body=b"")), needs
+
+
+def _read_body(body_file: str | None) -> bytes | None:
+    """The request body as sent (still content-encoded, if it declares an encoding)."""
     if not body_file:
-        return None, 0
+        return None
     try:
-        raw = Path(body_file).read_bytes()
+        return Path(body_file).read_bytes()
     except OSError as error:
         raise click.BadParameter(f"cannot read {body_file!r}: {error.strerror}", param_hint="--body-file") from None
-    if len(raw) > limit:
-        return None, len(raw)
-    try:
-        return aipolicy.decode_body(raw, content_encoding, limit), 0
-    except ValueError as error:
-        return (None, limit + 1) if "larger than" in str(error) else (raw, 0)
 
 
-def _print_decision(decision: Decision, url: str) -> None:
+def _print_decision(decision: Decision, url: str, notes: list[str]) -> None:
     colour = ACTION_COLOURS.get(decision.action, "bold")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -203,4 +220,6 @@ def _print_decision(decision: Decision, url: str) -> None:
         table.add_row("Control", escape(decision.control))
     table.add_row("Matched host", escape(decision.host))
     table.add_row("Policy", decision.policy)
+    for note in notes:
+        table.add_row("Note", escape(note))
     stdout.print(table)

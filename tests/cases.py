@@ -1,14 +1,25 @@
 """One table of cases that drives both ``aipolicy policy test`` and the real
-proxy (tests/cli/test_policy_test_agrees.py, tests/integration/test_cases.py).
+proxy (tests/integration/test_cases.py): every row gets the same answer from both.
 
 Each case runs against tests/fixtures/policy.yaml. ``{m}`` is replaced by a
 marker unique to the run, so the proxy's events for a case can be told apart.
 ``HTTP``/``HTTPS`` stand for the loopback upstreams' addresses.
+
+What the proxy does follows from the action (``status``, ``logged``); a few rows
+say more: the code of the proxy's JSON answer, what the upstream must receive
+after a redaction, and a quota budget being counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import gzip
+import json
+import random
+import zlib
+from dataclasses import dataclass, field, replace
+
+SECRET = "AKIAZ3MPLEKEY7QX4R2T"  # an AWS access key id, as the secret detector finds it
 
 
 @dataclass(frozen=True)
@@ -19,9 +30,29 @@ class Case:
     rule: str
     sni: str = ""  # TLS server name, when it differs from the URL's host
     host_header: str = ""  # Host header, when it differs from the URL's host
-    body: str = ""  # a JSON request body (sent with POST)
-    encoding: str = ""  # Content-Encoding to compress the body with: gzip
+    body: str = field(default="", repr=False)  # a JSON request body (sent with POST); some are megabytes
+    encoding: str = ""  # Content-Encoding to compress the body with: gzip or deflate
     header: str = ""  # one more request header, NAME:VALUE
+    control: str = ""  # the decision's control: "read-only" when a read-only rule refused a submission
+    code: str = ""  # the `error.code` of the proxy's JSON answer (aipolicy_warn); "" not checked
+    forwarded: str = ""  # a text the upstream must receive in the (decoded) body: what a redaction left
+    withheld: str = ""  # a text of the body that must reach neither the upstream nor the event log
+    counted: bool = False  # quota: the budget is one request, so the same request again gets 429
+
+    @property
+    def status(self) -> int:
+        """The status the proxy answers with: 403 when it refuses or asks to confirm, else the upstream's 200."""
+        return 403 if self.action in ("block", "warn") else 200
+
+    @property
+    def logged(self) -> bool:
+        """Does the proxy write a decision event? Not for allow, a quota within budget, read-only browsing."""
+        return self.action in ("block", "monitor", "warn", "redact")
+
+    def content(self) -> bytes:
+        """The body as sent: compressed as ``encoding`` says."""
+        compress = {"": bytes, "gzip": gzip.compress, "deflate": zlib.compress}[self.encoding]
+        return compress(self.body.encode())
 
     def render(self, marker: str, http_port: int, https_port: int) -> Case:
         def fill(text: str) -> str:
@@ -31,17 +62,21 @@ class Case:
                 .replace("HTTP", f"127.0.0.1:{http_port}")
             )
 
-        return Case(
-            self.name,
-            fill(self.url),
-            self.action,
-            self.rule,
-            fill(self.sni),
-            fill(self.host_header),
-            self.body,
-            self.encoding,
-            self.header,
-        )
+        return replace(self, url=fill(self.url), sni=fill(self.sni), host_header=fill(self.host_header))
+
+
+def prompt(text: str) -> str:
+    """A chat request's JSON body with one user message."""
+    return json.dumps({"messages": [{"role": "user", "content": text}]})
+
+
+@functools.cache
+def bomb(noise: int = 0) -> str:
+    """A JSON prompt for a banned model that decodes past settings.inspect_max_bytes (8 MiB) but
+    compresses to a few KB; ``noise`` adds random hex that compresses to about that many bytes."""
+    rng = random.Random(noise)
+    padding = rng.randbytes(noise).hex() + "0" * (8 * 1024 * 1024)
+    return json.dumps({"model": "deepseek/deepseek-r1", "messages": [{"role": "user", "content": padding}]})
 
 
 CASES = [
@@ -153,5 +188,115 @@ CASES = [
         "block",
         "deepseek",
         header="x-model:deepseek-coder",
+    ),
+    # A body a model rule must read but that decodes past the cap gets settings.oversize (block).
+    Case(
+        "compression bomb past the inspection cap",
+        "https://gateway.example/api/v1/{m}",
+        "block",
+        "aipolicy:body-too-large",
+        body=bomb(),
+        encoding="gzip",
+    ),
+    Case(
+        "zlib deflate bomb past the inspection cap",
+        "https://gateway.example/api/v1/{m}",
+        "block",
+        "aipolicy:body-too-large",
+        body=bomb(),
+        encoding="deflate",
+    ),
+    Case(
+        "compression bomb large enough to be decoded in a worker thread",
+        "https://gateway.example/api/v1/{m}",
+        "block",
+        "aipolicy:body-too-large",
+        body=bomb(noise=80 * 1024),
+        encoding="gzip",
+    ),
+    # warn: an API client gets a 403 it can show; a browser would get the confirmation page.
+    Case(
+        "warn: an API client is asked to confirm first",
+        "http://{m}.warn.allowed.test/v1/chat",
+        "warn",
+        "confirm-first",
+        code="aipolicy_warn",
+    ),
+    Case(
+        "warn over CONNECT: the connection is decrypted to ask",
+        "https://{m}.warn.gateway.example/v1/chat",
+        "warn",
+        "confirm-first",
+        code="aipolicy_warn",
+    ),
+    # quota: within the budget the request passes, and is counted.
+    Case(
+        "quota: the first request passes and is counted",
+        "http://quota.allowed.test/{m}",
+        "quota",
+        "budget",
+        counted=True,
+    ),
+    # redact: what the detectors find is replaced before the request is sent; what cannot be is blocked.
+    Case(
+        "redact: a secret in a prompt is replaced before it is sent",
+        "http://redact.allowed.test/v1/{m}",
+        "redact",
+        "redact-secrets",
+        body=prompt(f"deploy with {SECRET} please"),
+        forwarded="deploy with [REDACTED:secret.aws-access-key] please",
+        withheld=SECRET,
+    ),
+    Case(
+        "redact: a gzip-compressed prompt is redacted and sent gzip-compressed",
+        "http://redact.allowed.test/v1/{m}",
+        "redact",
+        "redact-secrets",
+        body=prompt(f"key {SECRET}"),
+        encoding="gzip",
+        forwarded="key [REDACTED:secret.aws-access-key]",
+        withheld=SECRET,
+    ),
+    Case(
+        "redact: a secret used as a JSON key cannot be redacted, so it is blocked",
+        "http://redact.allowed.test/v1/{m}",
+        "block",
+        "redact-secrets",
+        body=json.dumps({SECRET: "the key is the secret"}),
+        withheld=SECRET,
+    ),
+    Case(
+        "redact: a prompt without findings passes untouched",
+        "http://redact.allowed.test/v1/{m}",
+        "allow",
+        "default",
+        body=prompt("what is an access key?"),
+        forwarded="what is an access key?",
+    ),
+    # read-only: reading passes; submitting a prompt is refused.
+    Case("read-only: browsing passes", "http://readonly.allowed.test/{m}", "read-only", "read-only-app"),
+    Case(
+        "read-only: a prompt is refused",
+        "http://readonly.allowed.test/{m}",
+        "block",
+        "read-only-app",
+        body='{"prompt": "hello"}',
+        control="read-only",
+        code="aipolicy_blocked",
+    ),
+    Case(
+        "read-only over CONNECT: browsing passes",
+        "https://{m}.readonly.gateway.example/",
+        "read-only",
+        "read-only-app",
+    ),
+    Case(
+        "read-only over CONNECT: a prompt is refused",
+        "https://{m}.readonly.gateway.example/v1/chat",
+        "block",
+        "read-only-app",
+        body='{"prompt": "hello"}',
+        control="read-only",
+        code="aipolicy_blocked",
     ),
 ]

@@ -2,16 +2,20 @@
 (``evaluate``) that the proxy and ``aipolicy policy test`` share.
 """
 
-from ._bodies import decode_body
+from ._bodies import BodyTooLarge, decode_body
 from ._decide import Decision, RequestFacts, decide, decide_oversize, scan_request
+from ._evaluate import Evaluation, evaluate
 from ._evasion import evasion_signals
 
 __all__ = [
+    "BodyTooLarge",
     "Decision",
+    "Evaluation",
     "RequestFacts",
     "decide",
     "decide_oversize",
     "decode_body",
+    "evaluate",
     "evasion_signals",
     "scan_request",
 ]

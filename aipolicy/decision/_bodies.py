@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 from types import ModuleType
 
+from aipolicy._errors import AipolicyError
+
 brotli: ModuleType | None
 zstandard: ModuleType | None
 try:
@@ -17,10 +19,21 @@ except ImportError:  # pragma: no cover
     zstandard = None
 
 
+class BodyTooLarge(AipolicyError, ValueError):
+    """A request body is larger than the policy lets the proxy read (``limit`` bytes). ``size`` is
+    its size when known; a decoded body is only known to be larger (decoding stops past the limit)."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        self.limit = limit
+        self.size = size
+        what = f"body of {size:,} bytes" if size is not None else "decoded body"
+        super().__init__(f"{what} larger than {limit} bytes")
+
+
 def decode_body(data: bytes, content_encoding: str, limit: int) -> bytes:
     """Undo Content-Encoding (gzip, deflate, br, zstd; several in order), reading at most ``limit`` bytes.
 
-    Raises ValueError for an unknown or broken encoding, or output over the limit."""
+    Raises BodyTooLarge for output over the limit, ValueError for an unknown or broken encoding."""
     for coding in reversed([c.strip().lower() for c in content_encoding.split(",") if c.strip()]):
         if coding in ("identity", ""):
             continue
@@ -29,6 +42,8 @@ def decode_body(data: bytes, content_encoding: str, limit: int) -> bytes:
         elif coding == "deflate":
             try:
                 data = _inflate(data, zlib.MAX_WBITS, limit)
+            except BodyTooLarge:
+                raise  # a zlib stream past the limit is not broken: trying it as raw deflate would say so
             except ValueError:
                 data = _inflate(data, -zlib.MAX_WBITS, limit)  # raw deflate, as some clients send it
         elif coding == "br" and brotli is not None:
@@ -38,7 +53,7 @@ def decode_body(data: bytes, content_encoding: str, limit: int) -> bytes:
         else:
             raise ValueError(f"unsupported content-encoding {coding!r}")
         if len(data) > limit:
-            raise ValueError(f"decoded body larger than {limit} bytes")
+            raise BodyTooLarge(limit)
     return data
 
 
@@ -49,7 +64,7 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
     except zlib.error as error:
         raise ValueError(f"broken compressed body: {error}") from None
     if len(out) > limit:
-        raise ValueError(f"decoded body larger than {limit} bytes")
+        raise BodyTooLarge(limit)
     return out
 
 
@@ -87,4 +102,4 @@ def _unzstd(data: bytes, limit: int) -> bytes:
         raise ValueError(f"broken compressed body: {error}") from None
 
 
-__all__ = ["decode_body"]
+__all__ = ["BodyTooLarge", "decode_body"]

@@ -78,7 +78,7 @@ def test_sign_then_verify(bundle: Path, keys: tuple[Path, Path]) -> None:
     result = run("policy", "verify-bundle", str(bundle), "--pubkey", str(keys[1]), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["valid"] and summary["rules"] == 5
+    assert summary["valid"] and summary["rules"] == 9
     assert [f["path"] for f in summary["files"]] == ["catalog.yaml", "policy.yaml", "providers.yaml"]
     human = run("policy", "verify-bundle", str(bundle), "--pubkey", str(keys[1]))
     assert human.exit_code == 0 and "valid" in human.stdout and summary["key_id"] in human.stdout

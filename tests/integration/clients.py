@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import ssl
 import urllib.parse
 from dataclasses import dataclass
@@ -44,18 +43,16 @@ def send(proxy: Proxy, case: Case, upstream_ca: Path, accept: str = "application
     if case.header:
         name, _, value = case.header.partition(":")
         headers[name] = value
-    content = case.body.encode()
     if case.body:
         headers["content-type"] = "application/json"
-    if case.encoding == "gzip":
-        content = gzip.compress(content)
-        headers["content-encoding"] = "gzip"
+    if case.encoding:
+        headers["content-encoding"] = case.encoding
     with httpx.Client(
         proxy=proxy.url, verify=client_context(proxy.ca, upstream_ca), timeout=10, trust_env=False
     ) as client:
         try:
             if case.body:
-                response = client.post(case.url, headers=headers, content=content)
+                response = client.post(case.url, headers=headers, content=case.content())
             else:
                 response = client.get(case.url, headers=headers)
         except httpx.ProxyError as error:

@@ -85,7 +85,7 @@ def test_metrics_count_what_the_proxy_did(admin_proxy: tuple[Proxy, int], http_u
     policy_hash = proxy.events_for(marker)[0]["policy"]
     info = [labels for (name, labels) in after if name == "aipolicy_policy_info"]
     assert info and dict(info[0])["hash"] == policy_hash and dict(info[0])["path"] == str(proxy.policy)
-    assert after[("aipolicy_policy_rules", ())] == 5 and after[("aipolicy_policy_loaded_timestamp_seconds", ())] > 0
+    assert after[("aipolicy_policy_rules", ())] == 9 and after[("aipolicy_policy_loaded_timestamp_seconds", ())] > 0
     assert after[("aipolicy_log_write_failures_total", ())] == 0
 
 
