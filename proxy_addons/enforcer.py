@@ -30,6 +30,7 @@ Each part reaches the others only through the small protocols they declare
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -44,12 +45,12 @@ from aipolicy import Decision, Policy, RequestFacts
 
 from .admin import Admin
 from .dns_enforcer import DnsEnforcer
-from .facts import STREAM_ABOVE, Facts, content_length, read_head
+from .facts import STREAM_ABOVE, Facts, RequestHead, content_length
 from .feed import PolicyFeed
 from .quota import METADATA as QUOTA_METADATA
 from .quota import Quota
 from .recorder import Recorder
-from .redact import Redact, redacted_body
+from .redact import Redact
 from .reload import Reloader
 from .responses import Blocker, block_headers, error_decision, unlogged
 from .shared_controls import SharedControls, Stores
@@ -270,12 +271,20 @@ class Enforcer:
 
     async def _request_with_body(self, flow: http.HTTPFlow) -> None:
         try:
-            decided = None
-            if len(flow.request.raw_content or b"") > SCAN_IN_THREAD_ABOVE:
-                # a large body takes long to decode and scan: do it off the event loop
-                facts, _ = self._facts_with_body(flow)
-                decided = await asyncio.to_thread(self._decide_and_redact, facts)
-            self._enforce_request(flow, with_body=True, decided=decided)
+            facts, head = self.facts.of_request(flow, with_body=True)
+            raw = flow.request.raw_content or b""
+            evaluate = functools.partial(
+                aipolicy.evaluate,
+                self._policy(),
+                facts,
+                raw,
+                content_encoding=flow.request.headers.get("content-encoding", ""),
+                decide=self._timed_decide,
+                provisional=flow.metadata["aipolicy_wait_body"],
+            )
+            # a large body takes long to decode and scan: do it off the event loop
+            evaluation = await asyncio.to_thread(evaluate) if len(raw) > SCAN_IN_THREAD_ABOVE else evaluate()
+            self._act(flow, evaluation, head, with_body=True)
         except Exception as error:
             self._fail_closed(flow, error, "request")
 
@@ -305,108 +314,69 @@ class Enforcer:
 
     # --- the request sequence -------------------------------------------------------
 
-    def _facts_with_body(self, flow: http.HTTPFlow) -> tuple[RequestFacts, int]:
-        """The facts with the decoded body, and the body's size if it is too large to inspect."""
-        body, oversize = self._body(flow)
-        facts, _ = self.facts.of_request(flow, body)
-        return (facts if body is not None else replace(facts, body=None)), oversize
-
-    def _body(self, flow: http.HTTPFlow) -> tuple[bytes | None, int]:
-        """(decoded request body, 0), or (None, size) when it is too large to inspect."""
-        assert self.policy is not None
-        limit = self.policy.inspect_max_bytes
-        raw = flow.request.raw_content or b""
-        if len(raw) > limit:
-            return None, len(raw)
-        try:
-            return aipolicy.decode_body(raw, flow.request.headers.get("content-encoding", ""), limit), 0
-        except ValueError as error:
-            if "larger than" in str(error):
-                return None, limit + 1
-            return raw, 0  # not decodable as declared: inspect the bytes as sent
-
-    def _decide_and_redact(self, facts: RequestFacts) -> tuple[RequestFacts, Decision, bytes | None]:
-        """The decision and, for a redact decision, the redacted body: pure work, safe in a thread."""
-        decision = self._decide(facts)
-        redacted = None
-        if decision.action == "redact" and facts.body is not None and self.policy is not None:
-            redacted = redacted_body(self.policy, decision, facts)
-        return facts, decision, redacted
-
-    def _enforce_request(
-        self,
-        flow: http.HTTPFlow,
-        with_body: bool = False,
-        decided: tuple[RequestFacts, Decision, bytes | None] | None = None,
-    ) -> None:
-        request = flow.request
-        state = self.facts.state(flow.client_conn)
-        policy = self.policy
-        redacted = None
-        if decided is not None:
-            facts, decision, redacted = decided
-            oversize = 0 if facts.body is not None else len(request.raw_content or b"")
-            head = read_head(request)
-        else:
-            if with_body:
-                facts, oversize = self._facts_with_body(flow)
-                head = read_head(request)
-            else:
-                (facts, head), oversize = self.facts.of_request(flow), 0
-            decision = self._decide(facts)
-            if decision.action == "redact" and facts.body is not None and policy is not None:
-                redacted = redacted_body(policy, decision, facts)
-        assert policy is not None
-        body = facts.body
-        if not decision.final:
-            oversize = oversize or head.declared_size  # only a request whose body a rule needs is sized
-            if oversize > policy.inspect_max_bytes:
-                decision = aipolicy.decide_oversize(policy, facts, oversize)
-        if not decision.final and not with_body:
-            flow.metadata["aipolicy_wait_body"] = True  # a model rule needs the body: let mitmproxy read it
+    def _enforce_request(self, flow: http.HTTPFlow) -> None:
+        """At the request's headers: act on the decision, or wait for the body a rule needs."""
+        facts, head = self.facts.of_request(flow)
+        evaluation = aipolicy.evaluate(
+            self._policy(), facts, declared_size=head.declared_size, decide=self._timed_decide
+        )
+        if evaluation.needs_body:
+            flow.metadata["aipolicy_wait_body"] = evaluation.decision  # let mitmproxy read it, then decide again
             return
-        if with_body or decision.final:  # once per request
-            sni = state.sni or flow.client_conn.sni or ""
-            host_header = head.hosts[0] if head.hosts else ""
-            doh_names = () if sni or flow.client_conn.tls else facts.hosts
-            self.recorder.evasion(decision, facts, "request", ("", sni, host_header), flow, doh_names)
+        self._act(flow, evaluation, head, with_body=False)
+
+    def _act(self, flow: http.HTTPFlow, evaluation: aipolicy.Evaluation, head: RequestHead, with_body: bool) -> None:
+        """Carry out a request's final decision (once per request)."""
+        decision, facts, note = evaluation.decision, evaluation.facts, evaluation.note
+        policy = self._policy()
+        state = self.facts.state(flow.client_conn)
+        sni = state.sni or flow.client_conn.sni or ""
+        doh_names = () if sni or flow.client_conn.tls else facts.hosts
+        self.recorder.evasion(
+            decision, facts, "request", ("", sni, head.hosts[0] if head.hosts else ""), flow, doh_names
+        )
         if state.pending and not decision.blocked:
             # blocked for a reason the request alone does not show (an error, an unwritable log)
             decision = state.pending
         flow.metadata["aipolicy"] = decision
-        if decision.blocked and not with_body and oversize > OVERSIZE_KILL_FACTOR * policy.inspect_max_bytes:
+        if decision.blocked and not with_body and evaluation.oversize > OVERSIZE_KILL_FACTOR * policy.inspect_max_bytes:
             # mitmproxy reads a request's whole body before it sends a response set now: for a body this
             # large, close the connection instead of holding it in memory to answer.
-            note = f"a {oversize:,}-byte body was refused unread: the connection was closed without a response"
+            note = (
+                f"a {evaluation.oversize:,}-byte body was refused unread: the connection was closed without a response"
+            )
             self.recorder.record(decision, facts, "request", flow=flow, note=note)
             state.recorded = True
             flow.kill()
-            return
-        if decision.blocked:
-            self.blocker.block(flow, decision, facts)
+        elif decision.blocked:
+            self.blocker.block(flow, decision, facts, note)
             state.recorded = True
+        elif decision.action == "warn" and self.warn.handle(flow, decision, facts, policy, with_body):
             return
-        if decision.action == "warn" and self.warn.handle(flow, decision, facts, policy, with_body):
+        elif decision.action == "quota" and self.quota.over(flow, decision, facts, head.declared_size, policy):
             return
-        if decision.action == "quota" and self.quota.over(flow, decision, facts, head.declared_size, policy):
-            return
-        if decision.action == "redact":
-            self.redact.apply(flow, decision, facts, redacted)
-            return
-        if (decision.action == "monitor" or decision.exception) and not self.recorder.record(
-            decision, facts, "request", flow=flow
+        elif decision.action == "redact":
+            self.redact.apply(flow, decision, facts, evaluation.redacted, note)
+        elif (decision.action == "monitor" or decision.exception) and not self.recorder.record(
+            decision, facts, "request", flow=flow, note=note
         ):
             self.blocker.unlogged(flow, decision, facts)
-            return
-        if not with_body and body is None and head.large_or_open_ended:
-            request.stream = True  # decided without the body: let big uploads stream through untouched
+        elif not with_body and facts.body is None and head.large_or_open_ended:
+            flow.request.stream = True  # decided without the body: let big uploads stream through untouched
 
     # --- shared steps -----------------------------------------------------------------
 
-    def _decide(self, facts: RequestFacts) -> Decision:
+    def _policy(self) -> Policy:
         policy = self.reloader.policy
         if policy is None:
             raise RuntimeError("no policy loaded")
+        return policy
+
+    def _decide(self, facts: RequestFacts) -> Decision:
+        return self._timed_decide(self._policy(), facts)
+
+    def _timed_decide(self, policy: Policy, facts: RequestFacts) -> Decision:
+        """``decide`` (or what a test swapped in), counted and timed for /metrics."""
         start = time.perf_counter()
         decision = self.decide(policy, facts)
         self._count_decision(decision.action, decision.rule, time.perf_counter() - start)

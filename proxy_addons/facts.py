@@ -153,9 +153,9 @@ class Facts:
             body=body,
         )
 
-    def of_request(self, flow: http.HTTPFlow, body: bytes | None = None) -> tuple[RequestFacts, RequestHead]:
-        """The facts of a request and the headers the hot path reads. Without ``body`` the facts
-        carry b"" when the headers say no body follows, else None (not read yet)."""
+    def of_request(self, flow: http.HTTPFlow, with_body: bool = False) -> tuple[RequestFacts, RequestHead]:
+        """The facts of a request and the headers the hot path reads. The facts carry no body
+        (aipolicy.evaluate reads it): b"" when the headers say none follows, else None."""
         request = flow.request
         client = flow.client_conn
         head = read_head(request)
@@ -165,8 +165,7 @@ class Facts:
             names: tuple[str, ...] = (host,)  # the usual plain-HTTP request: one name, said twice
         else:
             names = tuple(dict.fromkeys(n for n in (host, sni, *head.hosts) if n))
-        if body is None:
-            body = known_empty_body(request, head)
+        body = None if with_body else known_empty_body(request, head)
         facts = self.of_connection(
             client, names, flow=flow, method=request.method, port=request.data.port, path=request.path, body=body
         )

@@ -81,10 +81,10 @@ class Blocker:
     def __init__(self, recorder: Recording, policy: Callable[[], Policy | None]) -> None:
         self.recorder, self.policy = recorder, policy
 
-    def block(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
+    def block(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts, note: str = "") -> None:
         policy = self.policy()
         flow.response = block_response(flow.request, decision, policy.block_page_title if policy else "Blocked")
-        self.recorder.record(decision, facts, "request", flow=flow)
+        self.recorder.record(decision, facts, "request", flow=flow, note=note)
 
     def unlogged(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
         """The event of ``decision`` could not be written: block instead (fail closed)."""

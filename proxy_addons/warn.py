@@ -43,7 +43,7 @@ class Warn:
         request = flow.request
         if request.path.split("?", 1)[0] == PROCEED_PATH and request.method == "POST":
             if not with_body:
-                flow.metadata["aipolicy_wait_body"] = True  # read the form first
+                flow.metadata["aipolicy_wait_body"] = decision  # read the form first
                 return True
             return self._proceed(flow, decision, facts, settings, who)
         if self.stores.acknowledgements.acknowledged(*who):
