@@ -1,11 +1,13 @@
 """House style, enforced: ruff (including the ban on importing mitmproxy outside
-proxy_addons/) and mypy --strict on the core."""
+proxy_addons/), mypy --strict on the core and the import contracts (import-linter)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.layout import installed_tree, lint_imports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,4 +28,11 @@ def test_ruff_format() -> None:
 
 def test_mypy_strict_on_the_core() -> None:
     result = run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts(tmp_path: Path) -> None:
+    # The layers and the protected imports of [tool.importlinter] in pyproject.toml, on the tree as
+    # it installs (tests/test_architecture.py shows that a broken contract fails this).
+    result = lint_imports(installed_tree(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
