@@ -7,6 +7,7 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 
 from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
 from ._resources import default_policy, policies_dir, shipped_catalog, template
+from ._units import parse_date, parse_duration, parse_size, parse_time
 from ._version import __version__ as __version__
 from .analytics import LIMITS as REPLAY_LIMITS
 from .analytics import (
@@ -19,7 +20,6 @@ from .analytics import (
     Verification,
     collect_report,
     facts_from_event,
-    parse_time,
     redecide,
     render_report,
     replay,
@@ -63,8 +63,6 @@ from .controls import (
     clean_justification,
     ensure_secret,
     is_write,
-    parse_duration,
-    parse_size,
 )
 from .decision import Decision, RequestFacts, decide, decide_oversize, decode_body, evasion_signals, scan_request
 from .distribution import (
@@ -243,6 +241,7 @@ __all__ = [
     "load_public_key",
     "normalise_host",
     "normalise_path",
+    "parse_date",
     "parse_duration",
     "parse_edit_target",
     "parse_log_age",

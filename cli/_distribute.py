@@ -13,8 +13,8 @@ import aipolicy
 from aipolicy import Bundle, BundleError, PolicyError
 from aipolicy.distribution import MAX_BUNDLE_BYTES, read_unpacked_manifest, write_atomically
 
-from ._common import echo_json, json_option, policy_option, stderr, stdout
-from ._policy import load_or_fail, policy
+from ._common import Size, echo_json, json_option, policy_option, stderr, stdout
+from ._policy import load_or_fail
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -22,10 +22,10 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 def max_bytes_option(function):  # type: ignore[no-untyped-def]
     return click.option(
         "--max-bytes",
-        type=click.IntRange(1024),
+        type=Size(minimum=1024),
         default=MAX_BUNDLE_BYTES,
         show_default=True,
-        help="Refuse bundles larger than this.",
+        help="Refuse bundles larger than this many bytes (or a size: 16MB, 64MiB).",
     )(function)
 
 
@@ -33,7 +33,7 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error))
 
 
-@policy.command()
+@click.command()
 @policy_option
 @click.option(
     "--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Private key (aipolicy keys generate)."
@@ -149,7 +149,7 @@ pubkey_option = click.option(
 )
 
 
-@policy.command("verify-bundle")
+@click.command("verify-bundle")
 @click.argument("bundle_file", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @pubkey_option
 @max_bytes_option
@@ -176,7 +176,7 @@ def verify_bundle(bundle_file: str, pubkey: str, max_bytes: int, as_json: bool) 
     )
 
 
-@policy.command()
+@click.command()
 @click.argument("source", metavar="URL|BUNDLE")
 @pubkey_option
 @click.option(

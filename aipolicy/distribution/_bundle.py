@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from aipolicy._errors import AipolicyError
 from aipolicy._resources import policies_dir
-from aipolicy.controls import parse_duration
+from aipolicy._units import parse_duration
 from aipolicy.policy import Policy
 
 FORMAT = "aipolicy-bundle"
@@ -469,11 +469,11 @@ def write_atomically(destination: Path, data: bytes) -> None:
 
 
 def parse_validity(text: str) -> datetime.timedelta:
-    """'30d', '12h', '90m', '2w' → a timedelta."""
+    """How long a bundle is accepted: a duration (``30d``, ``12h``, ``2w``, ``1d12h``) as a timedelta."""
     try:
         return datetime.timedelta(seconds=parse_duration(text))
-    except ValueError:
-        raise BundleError(f"{text!r} is not a duration: use a number and m, h, d or w, e.g. 30d or 12h") from None
+    except ValueError as error:
+        raise BundleError(str(error)) from None
 
 
 def _now() -> datetime.datetime:
