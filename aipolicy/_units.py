@@ -98,7 +98,7 @@ def parse_time(value: object, now: datetime.datetime | None = None) -> datetime.
         try:
             seconds = _duration_text(text, "now")
         except ValueError:
-            raise ValueError(f"{value!r} is not a time: {_TIME_HELP}") from None
+            raise ValueError(f"{_shown(value)} is not a time: {_TIME_HELP}") from None
         return _before(now, value, seconds)
     moment = parse_timestamp(value, what="time", valid=_TIME_HELP)
     if isinstance(moment, datetime.datetime):

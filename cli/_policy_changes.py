@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import click
@@ -12,7 +13,7 @@ from aipolicy import EventLogError, PolicyError
 
 from ._common import echo_json, json_option, policy_option, safe, stderr, stdout
 from ._policy import resolve_policy_path
-from ._selection import TIME, log_option, report_skipped
+from ._selection import TIME, check_period, log_option, report_skipped
 
 SAMPLE = 10
 USERS_SHOWN = 20
@@ -211,7 +212,13 @@ def _shown(value: object) -> str:
 @click.option("--since", type=TIME, metavar="TIME", help="Only events at or after TIME (UTC).")
 @click.option("--until", type=TIME, metavar="TIME", help="Only events before TIME.")
 @json_option
-def replay(log_patterns: tuple[str, ...], policy_path: str | None, since: Any, until: Any, as_json: bool) -> None:
+def replay(
+    log_patterns: tuple[str, ...],
+    policy_path: str | None,
+    since: datetime.datetime | None,
+    until: datetime.datetime | None,
+    as_json: bool,
+) -> None:
     """Decide recorded events again with a candidate policy; show what would change.
 
     Each event's hosts, SNI, path, method, scheme, port, client address, user
@@ -226,6 +233,7 @@ def replay(log_patterns: tuple[str, ...], policy_path: str | None, since: Any, u
         aipolicy policy replay --log 'events.jsonl*' --policy candidate.yaml
         aipolicy policy replay --log events.jsonl --policy candidate.yaml --since 7d --json
     """
+    check_period(since, until)
     try:
         candidate = aipolicy.load_policy(resolve_policy_path(policy_path))
     except PolicyError as error:

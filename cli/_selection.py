@@ -101,6 +101,13 @@ _SELECTION_OPTIONS = [
 ]
 
 
+def check_period(since: datetime.datetime | None, until: datetime.datetime | None) -> None:
+    if since and until and since >= until:
+        raise click.BadParameter(
+            f"--since ({format_ts(since)}) must be before --until ({format_ts(until)})", param_hint="--since"
+        )
+
+
 def selection_options(function: F) -> F:
     """--log, --since, --until and the filters, handed to the command as one ``selection``."""
 
@@ -108,10 +115,7 @@ def selection_options(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         since, until = kwargs.pop("since"), kwargs.pop("until")
-        if since and until and since >= until:
-            raise click.BadParameter(
-                f"--since ({format_ts(since)}) must be before --until ({format_ts(until)})", param_hint="--since"
-            )
+        check_period(since, until)
         names = ("users", "groups", "apps", "vendors", "rules", "actions", "directives")
         event_filter = EventFilter(**{name: frozenset(kwargs.pop(name)) for name in names})
         kwargs["selection"] = Selection(
