@@ -6,6 +6,7 @@ mitmproxy nor click/rich; ``proxy_addons`` and ``cli`` are its two faces.
 """
 
 from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
+from ._fetch import Fetched, FetchError, FetchTooLarge, fetch_capped, fetch_capped_async
 from ._resources import default_policy, policies_dir, shipped_catalog, template
 from ._units import parse_date, parse_duration, parse_size, parse_time
 from ._version import __version__ as __version__
@@ -160,6 +161,9 @@ __all__ = [
     "EventLog",
     "EventLogError",
     "EventReader",
+    "FetchError",
+    "FetchTooLarge",
+    "Fetched",
     "Findings",
     "Follower",
     "GroupSummary",
@@ -226,6 +230,8 @@ __all__ = [
     "ensure_secret",
     "evasion_signals",
     "facts_from_event",
+    "fetch_capped",
+    "fetch_capped_async",
     "format_message",
     "format_target",
     "format_ts",

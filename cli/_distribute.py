@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 import click
-import httpx
 from rich.markup import escape
 
 import aipolicy
@@ -15,8 +14,6 @@ from aipolicy.distribution import MAX_BUNDLE_BYTES, read_unpacked_manifest, writ
 
 from ._common import Size, echo_json, json_option, policy_option, stderr, stdout
 from ._policy import load_or_fail
-
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def max_bytes_option(function):  # type: ignore[no-untyped-def]
@@ -100,20 +97,12 @@ def _read_source(source: str, max_bytes: int) -> bytes:
 
 
 def _download(url: str, max_bytes: int) -> bytes:
-    chunks, size = [], 0
     try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as client:
-            with client.stream("GET", url, headers={"accept": "application/json"}) as response:
-                if response.status_code != 200:
-                    raise click.ClickException(f"{url}: HTTP {response.status_code}")
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise click.ClickException(f"{url} serves more than {max_bytes:,} bytes (see --max-bytes)")
-                    chunks.append(chunk)
-    except httpx.HTTPError as error:
-        raise click.ClickException(f"cannot fetch {url}: {type(error).__name__}: {error}") from None
-    return b"".join(chunks)
+        return aipolicy.fetch_capped(url, max_bytes=max_bytes, accept="application/json").body
+    except aipolicy.FetchTooLarge as error:
+        raise click.ClickException(f"{error} (see --max-bytes)") from None
+    except aipolicy.FetchError as error:
+        raise click.ClickException(f"cannot fetch {error}") from None
 
 
 def _verify(data: bytes, pubkey: str, max_bytes: int) -> Bundle:

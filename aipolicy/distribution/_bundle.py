@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aipolicy._errors import AipolicyError
+from aipolicy._fetch import public_url as public_url  # where it lived before the one fetch
 from aipolicy._resources import policies_dir
 from aipolicy._units import parse_duration
 from aipolicy.policy import Policy
@@ -497,18 +497,3 @@ def _parse_time(manifest: dict[str, Any], key: str) -> datetime.datetime:
 def _string(manifest: dict[str, Any], key: str) -> str:
     value = manifest.get(key, "")
     return value[:64] if isinstance(value, str) else ""
-
-
-def public_url(url: str) -> str:
-    """The URL without credentials or query string, for logs and events."""
-    if not url.startswith(("http://", "https://")):
-        return url
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(an invalid URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    return urllib.parse.urlunsplit((parts.scheme, f"{host}:{port}" if port else host, parts.path, "", ""))
