@@ -25,7 +25,7 @@ import contextlib
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import AipolicyError
 
@@ -102,22 +102,16 @@ def fetch_capped(
     """
     import httpx
 
+    plan = _Plan(url, max_bytes, accept, headers, statuses, check_headers, timeout, connect_timeout, max_redirects)
     try:
-        with httpx.Client(
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            follow_redirects=True,
-            max_redirects=max_redirects,
-            trust_env=trust_env,
-        ) as client:
-            with client.stream("GET", url, headers={"accept": accept, **(headers or {})}) as response:
-                body = _Body(url, response, max_bytes, statuses, check_headers)
-                if body.wanted:
-                    for chunk in response.iter_bytes():
-                        body.add(chunk)
+        with httpx.Client(transport=transport, trust_env=trust_env, **plan.client_options()) as client:
+            with client.stream("GET", url, headers=plan.request_headers()) as response:
+                body = plan.start(response)
+                for chunk in response.iter_bytes() if body.wanted else ():
+                    body.add(chunk)
                 return body.fetched()
     except (httpx.HTTPError, httpx.InvalidURL) as error:
-        raise _failure(url, error, timeout, connect_timeout, max_redirects) from None
+        raise plan.failure(error) from None
 
 
 async def fetch_capped_async(
@@ -130,25 +124,20 @@ async def fetch_capped_async(
     check_headers: Callable[[Mapping[str, str]], None] | None = None,
     timeout: float | None = TIMEOUT,
     connect_timeout: float | None = CONNECT_TIMEOUT,
-    deadline: float | None = None,
     max_redirects: int = MAX_REDIRECTS,
     trust_env: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
+    deadline: float | None = None,
 ) -> Fetched:
     """``fetch_capped`` for the event loop, with a ``deadline`` in seconds for the whole download."""
     import httpx
 
+    plan = _Plan(url, max_bytes, accept, headers, statuses, check_headers, timeout, connect_timeout, max_redirects)
     try:
         async with asyncio.timeout(deadline) if deadline is not None else contextlib.nullcontext():
-            async with httpx.AsyncClient(
-                transport=transport,
-                timeout=httpx.Timeout(timeout, connect=connect_timeout),
-                follow_redirects=True,
-                max_redirects=max_redirects,
-                trust_env=trust_env,
-            ) as client:
-                async with client.stream("GET", url, headers={"accept": accept, **(headers or {})}) as response:
-                    body = _Body(url, response, max_bytes, statuses, check_headers)
+            async with httpx.AsyncClient(transport=transport, trust_env=trust_env, **plan.client_options()) as client:
+                async with client.stream("GET", url, headers=plan.request_headers()) as response:
+                    body = plan.start(response)
                     if body.wanted:
                         async for chunk in response.aiter_bytes():
                             body.add(chunk)
@@ -158,55 +147,76 @@ async def fetch_capped_async(
             raise
         raise FetchError(url, f"not fetched within {deadline:g} s") from None
     except (httpx.HTTPError, httpx.InvalidURL) as error:
-        raise _failure(url, error, timeout, connect_timeout, max_redirects) from None
+        raise plan.failure(error) from None
+
+
+# --- shared by both ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one download asks for and allows."""
+
+    url: str
+    max_bytes: int
+    accept: str
+    headers: Mapping[str, str] | None
+    statuses: Collection[int]
+    check_headers: Callable[[Mapping[str, str]], None] | None
+    timeout: float | None
+    connect_timeout: float | None
+    max_redirects: int
+
+    def client_options(self) -> dict[str, Any]:
+        import httpx
+
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        return {"timeout": timeout, "follow_redirects": True, "max_redirects": self.max_redirects}
+
+    def request_headers(self) -> dict[str, str]:
+        return {"accept": self.accept, **(self.headers or {})}
+
+    def start(self, response: httpx.Response) -> _Body:
+        """The headers are in: check the status and the declared length before any of the body."""
+        status = response.status_code
+        if status not in self.statuses:
+            raise FetchError(self.url, f"the server answered {status} {response.reason_phrase}".rstrip(), status)
+        if status != 200:  # 304 Not Modified, say: no body to read
+            return _Body(self, response, wanted=False)
+        if self.check_headers is not None:
+            self.check_headers(response.headers)
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
+            reason = f"serves {int(declared):,} bytes, over the limit of {self.max_bytes:,} bytes"
+            raise FetchTooLarge(self.url, reason, self.max_bytes)
+        return _Body(self, response, wanted=True)
+
+    def failure(self, error: Exception) -> FetchError:
+        import httpx
+
+        if isinstance(error, httpx.TimeoutException):
+            connecting = isinstance(error, httpx.ConnectTimeout)
+            phase, limit = ("connection", self.connect_timeout) if connecting else ("answer", self.timeout)
+            return FetchError(self.url, f"no {phase} within {limit:g} s" if limit is not None else f"no {phase}")
+        if isinstance(error, httpx.TooManyRedirects):
+            return FetchError(self.url, f"more than {self.max_redirects} redirects")
+        return FetchError(self.url, f"{type(error).__name__}: {error}")
 
 
 class _Body:
-    """The cap, shared by both fetches: the status and declared length checked, then the bytes counted."""
+    """The bytes of a response, counted against the cap as they arrive (decoded)."""
 
-    def __init__(
-        self,
-        url: str,
-        response: httpx.Response,
-        max_bytes: int,
-        statuses: Collection[int],
-        check_headers: Callable[[Mapping[str, str]], None] | None,
-    ) -> None:
-        self.url, self.response, self.max_bytes = url, response, max_bytes
-        status = response.status_code
-        if status not in statuses:
-            reason = f"the server answered {status} {response.reason_phrase}".rstrip()
-            raise FetchError(url, reason, status)
-        self.wanted = status == 200
-        if self.wanted and check_headers is not None:
-            check_headers(response.headers)
-        declared = response.headers.get("content-length", "")
-        if self.wanted and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-            raise FetchTooLarge(
-                url, f"serves {int(declared):,} bytes, over the limit of {max_bytes:,} bytes", max_bytes
-            )
+    def __init__(self, plan: _Plan, response: httpx.Response, *, wanted: bool) -> None:
+        self.plan, self.response, self.wanted = plan, response, wanted
         self.chunks: list[bytes] = []
         self.size = 0
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self.size > self.max_bytes:
-            raise FetchTooLarge(self.url, f"serves more than the limit of {self.max_bytes:,} bytes", self.max_bytes)
+        if self.size > self.plan.max_bytes:
+            limit = self.plan.max_bytes
+            raise FetchTooLarge(self.plan.url, f"serves more than the limit of {limit:,} bytes", limit)
         self.chunks.append(chunk)
 
     def fetched(self) -> Fetched:
         return Fetched(self.response.status_code, b"".join(self.chunks), self.response.headers)
-
-
-def _failure(
-    url: str, error: Exception, timeout: float | None, connect_timeout: float | None, max_redirects: int
-) -> FetchError:
-    import httpx
-
-    if isinstance(error, httpx.ConnectTimeout):
-        return FetchError(url, f"no connection within {connect_timeout:g} s")
-    if isinstance(error, httpx.TimeoutException):
-        return FetchError(url, f"no answer within {timeout:g} s")
-    if isinstance(error, httpx.TooManyRedirects):
-        return FetchError(url, f"more than {max_redirects} redirects")
-    return FetchError(url, f"{type(error).__name__}: {error}")

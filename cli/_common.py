@@ -82,63 +82,60 @@ def command_now(ctx: click.Context | None) -> datetime.datetime:
     return moment
 
 
-class Size(click.ParamType):
+class _Grammar(click.ParamType):
+    """A click type over one of the core's parsers: its ValueError becomes click's usage error (exit 2)."""
+
+    already: type | tuple[type, ...] = ()  # a default, or a value converted before
+
+    def parse(self, value: str, ctx: click.Context | None) -> Any:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self.already):
+            return value
+        try:
+            return self.parse(value, ctx)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+class Size(_Grammar):
     """Bytes, written as the policy writes them: 1048576, 500KB, 64MiB (``aipolicy.parse_size``)."""
 
-    name = "size"
+    name, already = "size", int
 
     def __init__(self, minimum: int = 1) -> None:
         self.minimum = minimum
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            size = aipolicy.parse_size(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, value: str, ctx: click.Context | None) -> int:
+        size = aipolicy.parse_size(value)
         if size < self.minimum:
-            self.fail(f"{value!r} is {size:,} bytes, less than the smallest allowed ({self.minimum:,})", param, ctx)
+            raise ValueError(f"{value!r} is {size:,} bytes, less than the smallest allowed ({self.minimum:,})")
         return size
 
 
-class Duration(click.ParamType):
+class Duration(_Grammar):
     """Seconds, written as the policy writes them: 90, 30s, 1.5h, 1h30m, 7d (``aipolicy.parse_duration``)."""
 
-    name = "duration"
+    name, already = "duration", float
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return aipolicy.parse_duration(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, value: str, ctx: click.Context | None) -> float:
+        return aipolicy.parse_duration(value)
 
 
-class Time(click.ParamType):
+class Time(_Grammar):
     """A moment: now, a duration before now (7d, 1h30m), a date or an RFC 3339 time (``aipolicy.parse_time``)."""
 
-    name = "time"
+    name, already = "time", datetime.datetime
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime.datetime:
-        if isinstance(value, datetime.datetime):
-            return value
-        try:
-            return aipolicy.parse_time(value, command_now(ctx))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, value: str, ctx: click.Context | None) -> datetime.datetime:
+        return aipolicy.parse_time(value, command_now(ctx))
 
 
-class Date(click.ParamType):
+class Date(_Grammar):
     """A calendar date, 2026-06-30 (``aipolicy.parse_date``)."""
 
-    name = "date"
+    name, already = "date", datetime.date
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime.date:
-        if isinstance(value, datetime.date):
-            return value
-        try:
-            return aipolicy.parse_date(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, value: str, ctx: click.Context | None) -> datetime.date:
+        return aipolicy.parse_date(value)
