@@ -10,7 +10,9 @@ docs/architecture.md.
 """
 
 from ._errors import AipolicyError, EditError, EventLogError, PolicyError, Problem
+from ._fetch import Fetched, FetchError, FetchTooLarge, fetch_capped, fetch_capped_async
 from ._resources import default_policy, policies_dir, shipped_catalog, template
+from ._units import parse_date, parse_duration, parse_size, parse_time
 from ._version import __version__ as __version__
 from .analytics import LIMITS as REPLAY_LIMITS
 from .analytics import (
@@ -23,7 +25,6 @@ from .analytics import (
     Verification,
     collect_report,
     facts_from_event,
-    parse_time,
     redecide,
     render_report,
     replay,
@@ -67,8 +68,6 @@ from .controls import (
     clean_justification,
     ensure_secret,
     is_write,
-    parse_duration,
-    parse_size,
 )
 from .decision import (
     BodyTooLarge,
@@ -179,6 +178,9 @@ __all__ = [
     "EventLog",
     "EventLogError",
     "EventReader",
+    "FetchError",
+    "FetchTooLarge",
+    "Fetched",
     "Findings",
     "Follower",
     "GroupSummary",
@@ -246,6 +248,8 @@ __all__ = [
     "evaluate",
     "evasion_signals",
     "facts_from_event",
+    "fetch_capped",
+    "fetch_capped_async",
     "format_message",
     "format_target",
     "format_ts",
@@ -261,6 +265,7 @@ __all__ = [
     "load_public_key",
     "normalise_host",
     "normalise_path",
+    "parse_date",
     "parse_duration",
     "parse_edit_target",
     "parse_log_age",

@@ -39,7 +39,7 @@ def catalog() -> None:
     """
 
 
-@catalog.command("list")
+@click.command("list")
 @policy_option
 @click.option("--category", default=None, help="Only apps in this category (e.g. genai-prc).")
 @click.option("--vendor", default=None, help="Only apps of this vendor id.")
@@ -82,7 +82,7 @@ def list_apps(policy_path: str | None, category: str | None, vendor: str | None,
     stdout.print(table)
 
 
-@catalog.command("show")
+@click.command("show")
 @click.argument("app_id")
 @policy_option
 @json_option

@@ -6,26 +6,23 @@ import tempfile
 from pathlib import Path
 
 import click
-import httpx
 from rich.markup import escape
 
 import aipolicy
 from aipolicy import Bundle, BundleError, PolicyError
 from aipolicy.distribution import MAX_BUNDLE_BYTES, read_unpacked_manifest, write_atomically
 
-from ._common import echo_json, json_option, policy_option, stderr, stdout
-from ._policy import load_or_fail, policy
-
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+from ._common import Size, echo_json, json_option, policy_option, stderr, stdout
+from ._policy import load_or_fail
 
 
 def max_bytes_option(function):  # type: ignore[no-untyped-def]
     return click.option(
         "--max-bytes",
-        type=click.IntRange(1024),
+        type=Size(minimum=1024),
         default=MAX_BUNDLE_BYTES,
         show_default=True,
-        help="Refuse bundles larger than this.",
+        help="Refuse bundles larger than this many bytes (or a size: 16MB, 64MiB).",
     )(function)
 
 
@@ -33,7 +30,7 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error))
 
 
-@policy.command()
+@click.command()
 @policy_option
 @click.option(
     "--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Private key (aipolicy keys generate)."
@@ -100,20 +97,12 @@ def _read_source(source: str, max_bytes: int) -> bytes:
 
 
 def _download(url: str, max_bytes: int) -> bytes:
-    chunks, size = [], 0
     try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as client:
-            with client.stream("GET", url, headers={"accept": "application/json"}) as response:
-                if response.status_code != 200:
-                    raise click.ClickException(f"{url}: HTTP {response.status_code}")
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise click.ClickException(f"{url} serves more than {max_bytes:,} bytes (see --max-bytes)")
-                    chunks.append(chunk)
-    except httpx.HTTPError as error:
-        raise click.ClickException(f"cannot fetch {url}: {type(error).__name__}: {error}") from None
-    return b"".join(chunks)
+        return aipolicy.fetch_capped(url, max_bytes=max_bytes, accept="application/json").body
+    except aipolicy.FetchTooLarge as error:
+        raise click.ClickException(f"{error} (see --max-bytes)") from None
+    except aipolicy.FetchError as error:
+        raise click.ClickException(f"cannot fetch {error}") from None
 
 
 def _verify(data: bytes, pubkey: str, max_bytes: int) -> Bundle:
@@ -149,7 +138,7 @@ pubkey_option = click.option(
 )
 
 
-@policy.command("verify-bundle")
+@click.command("verify-bundle")
 @click.argument("bundle_file", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @pubkey_option
 @max_bytes_option
@@ -176,7 +165,7 @@ def verify_bundle(bundle_file: str, pubkey: str, max_bytes: int, as_json: bool) 
     )
 
 
-@policy.command()
+@click.command()
 @click.argument("source", metavar="URL|BUNDLE")
 @pubkey_option
 @click.option(

@@ -23,9 +23,8 @@ from rich.table import Table
 import aipolicy
 from aipolicy import CLI_RULE, EditError, Policy, PolicyDocument, RequestFacts, RuleMeta, edit_policy, parse_edit_target
 
-from ._catalog import catalog
-from ._common import echo_json, json_option, policy_option, stderr, stdout
-from ._policy import load_or_fail, policy, resolve_policy_path
+from ._common import Date, echo_json, json_option, policy_option, stderr, stdout
+from ._policy import load_or_fail, resolve_policy_path
 
 TEMPLATES = ("strict", "discovery", "allowlist")
 
@@ -46,7 +45,7 @@ def _meta_options(function: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--directive", default="", help="The directive or ticket that authorises the rule."),
             click.option(
                 "--expires",
-                type=click.DateTime(formats=["%Y-%m-%d"]),
+                type=Date(),
                 default=None,
                 metavar="DATE",
                 help="Last day the rule applies (YYYY-MM-DD); after it the rule is inactive.",
@@ -57,10 +56,10 @@ def _meta_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _meta(reason: str, directive: str, expires: datetime.datetime | None, **more: str) -> RuleMeta:
-    if expires is not None and expires.date() < datetime.date.today():
-        raise click.BadParameter(f"{expires.date()} is in the past", param_hint="--expires")
-    return RuleMeta(reason=reason, directive=directive, expires=expires.date().isoformat() if expires else "", **more)
+def _meta(reason: str, directive: str, expires: datetime.date | None, **more: str) -> RuleMeta:
+    if expires is not None and expires < datetime.date.today():
+        raise click.BadParameter(f"{expires} is in the past", param_hint="--expires")
+    return RuleMeta(reason=reason, directive=directive, expires=expires.isoformat() if expires else "", **more)
 
 
 def _target_path(policy_path: str | None) -> Path:
@@ -101,7 +100,7 @@ def _run_edit(
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: (v.date().isoformat() if isinstance(v, datetime.datetime) else list(v) if isinstance(v, tuple) else v)
+        k: (v.isoformat() if isinstance(v, datetime.date) else list(v) if isinstance(v, tuple) else v)
         for k, v in params.items()
         if k not in ("policy_path",)
     }
@@ -135,8 +134,8 @@ def _where(rule: str, line: int) -> str:
 # --- policy block / allow / monitor / unblock ---------------------------------------------------
 
 
-def _make_add_command(action: str, example: str) -> None:
-    @policy.command(action, help=_ADD_HELP.format(action=action, title=action.capitalize(), example=example))
+def _make_add_command(action: str, example: str) -> click.Command:
+    @click.command(action, help=_ADD_HELP.format(action=action, title=action.capitalize(), example=example))
     @click.argument("targets", nargs=-1, required=True, metavar="TARGET…")
     @_meta_options
     @_edit_options
@@ -144,7 +143,7 @@ def _make_add_command(action: str, example: str) -> None:
         targets: tuple[str, ...],
         reason: str,
         directive: str,
-        expires: datetime.datetime | None,
+        expires: datetime.date | None,
         dry_run: bool,
         policy_path: str | None,
     ) -> None:
@@ -174,6 +173,8 @@ def _make_add_command(action: str, example: str) -> None:
                     f"the CLI's {action} rule now comes first and overrides it"
                 )
 
+    return command
+
 
 _ADD_HELP = """{title} TARGETs: add them to the CLI-managed rule 'cli-{action}' near the top of the policy.
 
@@ -196,12 +197,12 @@ Example:
     aipolicy policy {action} example-ai.test --policy policy.yaml --dry-run
 """
 
-_make_add_command("block", "chat.example-ai.test vendor:deepseek --reason 'Not approved' --directive SEC-42")
-_make_add_command("allow", "=api.example-ai.test --expires 2027-06-30 --reason 'Pilot, ticket 1234'")
-_make_add_command("monitor", "app:perplexity model:llama-*")
+block = _make_add_command("block", "chat.example-ai.test vendor:deepseek --reason 'Not approved' --directive SEC-42")
+allow = _make_add_command("allow", "=api.example-ai.test --expires 2027-06-30 --reason 'Pilot, ticket 1234'")
+monitor = _make_add_command("monitor", "app:perplexity model:llama-*")
 
 
-@policy.command("unblock")
+@click.command("unblock")
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET…")
 @_edit_options
 def unblock(targets: tuple[str, ...], dry_run: bool, policy_path: str | None) -> None:
@@ -270,7 +271,7 @@ def _rule_rows(path: str, loaded: Policy) -> list[dict[str, Any]]:
     return rows
 
 
-@policy.command("show")
+@click.command("show")
 @policy_option
 @json_option
 def show(policy_path: str | None, as_json: bool) -> None:
@@ -319,16 +320,14 @@ def rule() -> None:
     """
 
 
-@rule.command("add")
+@click.command("add")
 @click.argument("rule_id", metavar="ID")
 @click.option("--action", type=click.Choice(aipolicy.ACTIONS), required=True, help="What the rule does.")
 @click.option("--match", "matches", multiple=True, required=True, metavar="TARGET", help="What it matches; repeatable.")
 @_meta_options
 @click.option("--description", default="", help="One line saying what the rule is for.")
 @click.option("--owner", default="", help="Who owns the rule.")
-@click.option(
-    "--review", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, metavar="DATE", help="When to review it."
-)
+@click.option("--review", type=Date(), default=None, metavar="DATE", help="When to review it.")
 @click.option("--before", default=None, metavar="ID", help="Insert before this rule (default: after the last rule).")
 @click.option("--after", default=None, metavar="ID", help="Insert after this rule.")
 @click.option("--to-top", is_flag=True, help="Insert as the first rule.")
@@ -339,10 +338,10 @@ def rule_add(
     matches: tuple[str, ...],
     reason: str,
     directive: str,
-    expires: datetime.datetime | None,
+    expires: datetime.date | None,
     description: str,
     owner: str,
-    review: datetime.datetime | None,
+    review: datetime.date | None,
     before: str | None,
     after: str | None,
     to_top: bool,
@@ -363,7 +362,7 @@ def rule_add(
         expires,
         description=description,
         owner=owner,
-        review=review.date().isoformat() if review else "",
+        review=review.isoformat() if review else "",
     )
 
     def change(document: PolicyDocument, current: Policy | None) -> list[str]:
@@ -379,7 +378,7 @@ def _one_place(before: str | None, after: str | None, to_top: bool) -> None:
         raise click.UsageError("give only one of --before, --after and --to-top")
 
 
-@rule.command("remove")
+@click.command("remove")
 @click.argument("rule_id", metavar="ID")
 @_edit_options
 def rule_remove(rule_id: str, dry_run: bool, policy_path: str | None) -> None:
@@ -392,7 +391,7 @@ def rule_remove(rule_id: str, dry_run: bool, policy_path: str | None) -> None:
     _run_edit(policy_path, dry_run, lambda document, _: document.remove_rule(rule_id))
 
 
-@rule.command("enable")
+@click.command("enable")
 @click.argument("rule_id", metavar="ID")
 @_edit_options
 def rule_enable(rule_id: str, dry_run: bool, policy_path: str | None) -> None:
@@ -405,7 +404,7 @@ def rule_enable(rule_id: str, dry_run: bool, policy_path: str | None) -> None:
     _run_edit(policy_path, dry_run, lambda document, _: document.set_enabled(rule_id, True))
 
 
-@rule.command("disable")
+@click.command("disable")
 @click.argument("rule_id", metavar="ID")
 @_edit_options
 def rule_disable(rule_id: str, dry_run: bool, policy_path: str | None) -> None:
@@ -418,7 +417,7 @@ def rule_disable(rule_id: str, dry_run: bool, policy_path: str | None) -> None:
     _run_edit(policy_path, dry_run, lambda document, _: document.set_enabled(rule_id, False))
 
 
-@rule.command("move")
+@click.command("move")
 @click.argument("rule_id", metavar="ID")
 @click.option("--before", default=None, metavar="ID", help="Move it just before this rule.")
 @click.option("--after", default=None, metavar="ID", help="Move it just after this rule.")
@@ -483,7 +482,7 @@ def init(file: str, template: str, force: bool) -> None:
 # --- catalog search ----------------------------------------------------------------------------
 
 
-@catalog.command("search")
+@click.command("search")
 @click.argument("text")
 @policy_option
 @json_option

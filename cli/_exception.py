@@ -13,7 +13,7 @@ from rich.table import Table
 import aipolicy
 from aipolicy.authoring import NewException, add_exception, remove_exception
 
-from ._common import echo_json, json_option, policy_option, stdout
+from ._common import Date, echo_json, json_option, policy_option, stdout
 from ._edit import _edit_options, _run_edit
 from ._policy import load_or_fail
 
@@ -34,14 +34,12 @@ def exception() -> None:
     """
 
 
-@exception.command("add")
+@click.command("add")
 @click.option("--rule", "rule_id", required=True, help="The id of the rule to lift.")
 @click.option("--user", "users", multiple=True, help="A user it applies to (repeatable).")
 @click.option("--group", "groups", multiple=True, help="A group it applies to (repeatable).")
 @click.option("--network", "networks", multiple=True, help="A CIDR or named network it applies to (repeatable).")
-@click.option(
-    "--until", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE", help="Last day (UTC)."
-)
+@click.option("--until", required=True, type=Date(), metavar="DATE", help="Last day (UTC).")
 @click.option("--ticket", required=True, help="The ticket or approval that authorises it.")
 @click.option("--reason", default="", help="Why: recorded with the exception.")
 @click.option("--id", "ident", default="", help="An id for the exception (default: the ticket).")
@@ -52,7 +50,7 @@ def add(
     users: tuple[str, ...],
     groups: tuple[str, ...],
     networks: tuple[str, ...],
-    until: datetime.datetime,
+    until: datetime.date,
     ticket: str,
     reason: str,
     ident: str,
@@ -69,15 +67,15 @@ def add(
     """
     if not (users or groups or networks):
         raise click.UsageError("name who the exception is for: --user, --group or --network (repeatable)")
-    if until.date() < datetime.datetime.now(datetime.UTC).date():
-        raise click.BadParameter(f"{until.date()} is in the past", param_hint="--until")
+    if until < datetime.datetime.now(datetime.UTC).date():
+        raise click.BadParameter(f"{until} is in the past", param_hint="--until")
     new = NewException(
-        rule_id, until.date().isoformat(), ticket, reason, users, groups, networks, ident, owner
+        rule_id, until.isoformat(), ticket, reason, users, groups, networks, ident, owner
     )  # fmt: skip
     _run_edit(policy_path, dry_run, lambda document, _policy: add_exception(document, new))
 
 
-@exception.command("remove")
+@click.command("remove")
 @click.argument("ident", metavar="ID")
 @_edit_options
 def remove(ident: str, policy_path: str | None, dry_run: bool) -> None:
@@ -90,7 +88,7 @@ def remove(ident: str, policy_path: str | None, dry_run: bool) -> None:
     _run_edit(policy_path, dry_run, lambda document, _policy: remove_exception(document, ident))
 
 
-@exception.command("list")
+@click.command("list")
 @policy_option
 @click.option(
     "--expiring",

@@ -7,7 +7,7 @@ import click
 from aipolicy.analytics import ParquetUnavailable, filter_events, write_parquet
 
 from ._common import stderr
-from ._violations import Selection, reading, report_skipped
+from ._selection import Selection, reading, report_skipped
 
 
 def export_parquet(selection: Selection, directory: str) -> None:

@@ -25,7 +25,7 @@ def keys() -> None:
     """
 
 
-@keys.command()
+@click.command()
 @click.option(
     "--out",
     "directory",

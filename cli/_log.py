@@ -8,8 +8,8 @@ from click.core import ParameterSource
 from aipolicy import EventLogError
 from aipolicy.eventlog import STATUSES, ChainReport, verify_logs
 
-from ._common import echo_json, json_option, stdout
-from ._violations import log_option, safe
+from ._common import echo_json, json_option, safe, stdout
+from ._selection import log_option
 
 EXIT_CODES = {"intact": 0, "torn": 4, "tampered": 3}  # 1: a log cannot be read; 2: usage
 
@@ -24,7 +24,7 @@ def log() -> None:
     """
 
 
-@log.command()
+@click.command()
 @log_option
 @click.option(
     "--allow-partial-start",

@@ -37,7 +37,7 @@ def policy() -> None:
     """
 
 
-@policy.command()
+@click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False), envvar="AIPOLICY_POLICY")
 @json_option
 def validate(file: str | None, as_json: bool) -> None:
@@ -91,7 +91,7 @@ def _parse_header(value: str) -> tuple[str, str]:
     return name.strip().lower(), content.strip()
 
 
-@policy.command("test")
+@click.command("test")
 @click.argument("url")
 @policy_option
 @click.option("--method", default="GET", show_default=True, help="HTTP method.")

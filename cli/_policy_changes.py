@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import click
@@ -10,9 +11,9 @@ from rich.table import Table
 import aipolicy
 from aipolicy import EventLogError, PolicyError
 
-from ._common import echo_json, json_option, policy_option, stderr, stdout
-from ._policy import policy, resolve_policy_path
-from ._violations import _parse_time_option, log_option, report_skipped, safe
+from ._common import echo_json, json_option, policy_option, safe, stderr, stdout
+from ._policy import resolve_policy_path
+from ._selection import TIME, check_period, log_option, report_skipped
 
 SAMPLE = 10
 USERS_SHOWN = 20
@@ -24,7 +25,7 @@ class TroubleError(click.ClickException):
     exit_code = 2
 
 
-@policy.command("import")
+@click.command("import")
 @click.argument("source")
 @click.option("--into", "list_name", required=True, metavar="LIST", help="The named list (under 'lists:') to update.")
 @click.option(
@@ -120,7 +121,7 @@ def _more(count: int) -> None:
         stdout.print(f"  … {count - SAMPLE:,} more (see --json)")
 
 
-@policy.command("diff")
+@click.command("diff")
 @click.argument("a", type=click.Path(dir_okay=False))
 @click.argument("b", type=click.Path(dir_okay=False))
 @json_option
@@ -205,13 +206,19 @@ def _shown(value: object) -> str:
     return "(none)" if value is None else safe(value)
 
 
-@policy.command("replay")
+@click.command("replay")
 @log_option
 @policy_option
-@click.option("--since", callback=_parse_time_option, metavar="TIME", help="Only events at or after TIME (UTC).")
-@click.option("--until", callback=_parse_time_option, metavar="TIME", help="Only events before TIME.")
+@click.option("--since", type=TIME, metavar="TIME", help="Only events at or after TIME (UTC).")
+@click.option("--until", type=TIME, metavar="TIME", help="Only events before TIME.")
 @json_option
-def replay(log_patterns: tuple[str, ...], policy_path: str | None, since: Any, until: Any, as_json: bool) -> None:
+def replay(
+    log_patterns: tuple[str, ...],
+    policy_path: str | None,
+    since: datetime.datetime | None,
+    until: datetime.datetime | None,
+    as_json: bool,
+) -> None:
     """Decide recorded events again with a candidate policy; show what would change.
 
     Each event's hosts, SNI, path, method, scheme, port, client address, user
@@ -226,6 +233,7 @@ def replay(log_patterns: tuple[str, ...], policy_path: str | None, since: Any, u
         aipolicy policy replay --log 'events.jsonl*' --policy candidate.yaml
         aipolicy policy replay --log events.jsonl --policy candidate.yaml --since 7d --json
     """
+    check_period(since, until)
     try:
         candidate = aipolicy.load_policy(resolve_policy_path(policy_path))
     except PolicyError as error:

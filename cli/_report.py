@@ -15,7 +15,7 @@ from aipolicy.eventlog import format_ts
 
 from ._common import policy_option, stderr
 from ._policy import load_or_fail
-from ._violations import Selection, reading, report_skipped, selection_options
+from ._selection import Selection, reading, report_skipped, selection_options
 
 _FILTER_NAMES = (
     ("user", "users"), ("group", "groups"), ("app", "apps"), ("vendor", "vendors"),

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime
-import functools
 import heapq
 import itertools
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import click
-from click.core import ParameterSource
-from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from aipolicy import ACTIONS, EventLogError
+from aipolicy import EventLogError
 from aipolicy.analytics import (
     BY_KEYS,
     EventFilter,
@@ -32,40 +24,21 @@ from aipolicy.analytics import (
     as_text,
     filter_events,
     format_change,
-    parse_time,
-    previous_period,
     sparkline,
     summarise,
 )
-from aipolicy.eventlog import EventReader, Follower, LogEvent, format_ts, read_events
+from aipolicy.eventlog import EventReader, Follower, LogEvent, format_ts
 
-from ._common import ACTION_COLOURS, F, echo_json, json_option, stderr, stdout
+from ._common import ACTION_COLOURS, Duration, clean, echo_json, json_option, safe, stderr, stdout
+from ._export import export_parquet
+from ._selection import Selection, reading, report_skipped, selection_options
 
-DEFAULT_LOG = "aipolicy-events.jsonl"
 EXPORT_COLUMNS = (
     "ts", "action", "rule", "app", "vendor", "host", "method", "path",
     "client_ip", "user", "groups", "reason", "directive", "policy", "proxy", "id",
 )  # fmt: skip
-PROGRESS_MIN_BYTES = 16 << 20  # below this, reading takes well under a second
 POLL_SECONDS = 0.2
-# C0 and C1 controls, DEL, zero-width and bidirectional controls, line and paragraph separators:
-# characters in an event that could move the cursor, recolour the terminal or reorder what is shown.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def clean(value: object) -> str:
-    """A field's value for people: control characters removed."""
-    return _CONTROL.sub("", as_text(value) or "")
-
-
-def safe(value: object) -> str:
-    """A field's value ready to place into rich markup."""
-    text = escape(clean(value))
-    # An odd run of trailing backslashes would escape the markup tag that follows.
-    if (len(text) - len(text.rstrip("\\"))) % 2:
-        text += "\\"
-    return text
 
 
 def csv_cell(value: object) -> str:
@@ -75,154 +48,6 @@ def csv_cell(value: object) -> str:
     else:
         text = as_text(value) or ""
     return "'" + text if text.startswith(_CSV_FORMULA_START) else text
-
-
-# --- options shared by every command that reads events -----------------------------------------
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The events a command asked for: which logs, which period, which filter."""
-
-    patterns: tuple[str, ...]
-    default_log: bool
-    since: datetime.datetime | None
-    until: datetime.datetime | None
-    event_filter: EventFilter
-    now: datetime.datetime
-
-    @property
-    def since_ts(self) -> str | None:
-        return format_ts(self.since) if self.since else None
-
-    @property
-    def until_ts(self) -> str | None:
-        return format_ts(self.until) if self.until else None
-
-    @property
-    def previous_since(self) -> datetime.datetime | None:
-        end = self.until or self.now
-        return previous_period(self.since, end) if self.since and self.since < end else None
-
-    def reader(self, *, since: datetime.datetime | None = None, kinds: Iterable[str] = ("decision",)) -> EventReader:
-        start = since or self.since
-        try:
-            return read_events(
-                self.patterns, since=format_ts(start) if start else None, until=self.until_ts, kinds=kinds
-            )
-        except EventLogError as error:
-            hint = " (give --log FILE or set AIPOLICY_LOG)" if self.default_log else ""
-            raise click.ClickException(f"{error}{hint}") from None
-
-
-def _now(ctx: click.Context) -> datetime.datetime:
-    """One 'now' per command, so --since 7d and --until 1d measure from the same moment."""
-    if "aipolicy.now" not in ctx.meta:
-        now = datetime.datetime.now(datetime.UTC)
-        ctx.meta["aipolicy.now"] = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    moment: datetime.datetime = ctx.meta["aipolicy.now"]
-    return moment
-
-
-def _parse_time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime.datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value, _now(ctx))
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-log_option = click.option(
-    "--log",
-    "log_patterns",
-    multiple=True,
-    envvar="AIPOLICY_LOG",
-    type=click.Path(),
-    default=[DEFAULT_LOG],
-    metavar="FILE",
-    help="Event log to read; repeatable; globs (quoted) take rotated files, gzip or not "
-    "(default: $AIPOLICY_LOG, else aipolicy-events.jsonl).",
-)
-
-_SELECTION_OPTIONS = [
-    log_option,
-    click.option(
-        "--since",
-        callback=_parse_time_option,
-        metavar="TIME",
-        help="Only events at or after TIME: a date or time (2026-11-01, 2026-11-01T10:00:00Z; UTC unless "
-        "an offset is given) or a duration before now (30m, 24h, 7d, 2w).",
-    ),
-    click.option("--until", callback=_parse_time_option, metavar="TIME", help="Only events before TIME (same forms)."),
-    click.option(
-        "--user", "users", multiple=True, metavar="NAME", help="Only this user (or client address); repeatable."
-    ),
-    click.option("--group", "groups", multiple=True, metavar="NAME", help="Only users in this group; repeatable."),
-    click.option("--app", "apps", multiple=True, metavar="ID", help="Only this catalogue app id; repeatable."),
-    click.option("--vendor", "vendors", multiple=True, metavar="ID", help="Only this vendor id; repeatable."),
-    click.option("--rule", "rules", multiple=True, metavar="ID", help="Only this rule id; repeatable."),
-    click.option(
-        "--action",
-        "actions",
-        multiple=True,
-        type=click.Choice(ACTIONS, case_sensitive=False),
-        help="Only this action (default: every action recorded); repeatable.",
-    ),
-    click.option("--directive", "directives", multiple=True, metavar="ID", help="Only this directive id; repeatable."),
-]
-
-
-def selection_options(function: F) -> F:
-    """--log, --since, --until and the filters, handed to the command as one ``selection``."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        since, until = kwargs.pop("since"), kwargs.pop("until")
-        if since and until and since >= until:
-            raise click.BadParameter(
-                f"--since ({format_ts(since)}) must be before --until ({format_ts(until)})", param_hint="--since"
-            )
-        names = ("users", "groups", "apps", "vendors", "rules", "actions", "directives")
-        event_filter = EventFilter(**{name: frozenset(kwargs.pop(name)) for name in names})
-        kwargs["selection"] = Selection(
-            patterns=tuple(kwargs.pop("log_patterns")),
-            default_log=ctx.get_parameter_source("log_patterns") == ParameterSource.DEFAULT,
-            since=since,
-            until=until,
-            event_filter=event_filter,
-            now=_now(ctx),
-        )
-        return function(*args, **kwargs)
-
-    for option in reversed(_SELECTION_OPTIONS):
-        wrapper = option(wrapper)
-    return wrapper  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def reading(
-    selection: Selection, *, since: datetime.datetime | None = None, kinds: Iterable[str] = ("decision",)
-) -> Iterator[EventReader]:
-    """A reader of the selected logs, with a progress bar on a terminal when there is much to read."""
-    reader = selection.reader(since=since, kinds=kinds)
-    try:
-        if stderr.is_terminal and reader.total_bytes >= PROGRESS_MIN_BYTES:
-            columns = (TextColumn("reading event logs"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-            with Progress(*columns, console=stderr, transient=True) as progress:
-                task = progress.add_task("read", total=reader.total_bytes)
-                reader.progress = functools.partial(progress.advance, task)
-                yield reader
-        else:
-            yield reader
-    except EventLogError as error:
-        raise click.ClickException(str(error)) from None
-
-
-def report_skipped(reader: EventReader) -> None:
-    if reader.skipped:
-        stderr.print(f"[yellow]{safe(str(reader.skipped))}[/]")
 
 
 @contextlib.contextmanager
@@ -264,7 +89,7 @@ def _parse_by(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
     return tuple(dict.fromkeys(keys)) or ("rule",)
 
 
-@violations.command()
+@click.command()
 @selection_options
 @click.option(
     "--by",
@@ -366,7 +191,7 @@ def _print_summary(result: Summary, selection: Selection) -> None:
 # --- export -------------------------------------------------------------------------------------
 
 
-@violations.command()
+@click.command()
 @selection_options
 @click.option("--json", "--nl", "as_json", is_flag=True, help="JSON Lines: each event on one line, as it was logged.")
 @click.option("--csv", "as_csv", is_flag=True, help=f"CSV with the columns {', '.join(EXPORT_COLUMNS)}.")
@@ -393,8 +218,6 @@ def export(selection: Selection, as_json: bool, as_csv: bool, parquet_dir: str |
     if as_json + as_csv + (parquet_dir is not None) != 1:
         raise click.UsageError("choose one of --json, --csv or --parquet DIR")
     if parquet_dir is not None:
-        from ._export import export_parquet
-
         return export_parquet(selection, parquet_dir)
     with reading(selection) as reader, output_pipe():
         events = filter_events(reader, selection.event_filter)
@@ -433,7 +256,7 @@ def _last(events: Iterable[LogEvent], count: int) -> list[LogEvent]:
     return [event for _, event in reversed(latest)]
 
 
-@violations.command()
+@click.command()
 @selection_options
 @click.option(
     "-n",
@@ -448,9 +271,9 @@ def _last(events: Iterable[LogEvent], count: int) -> list[LogEvent]:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing events as they are logged, across log rotation.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Duration(),
     metavar="SECONDS",
-    help="With -f: stop following after SECONDS.",
+    help="With -f: stop following after SECONDS (or a duration: 90s, 5m, 1h30m).",
 )
 @click.option(
     "--max-events",

@@ -208,37 +208,26 @@ class PolicyFeed:
         """(body, etag), or (None, etag) when not modified."""
         if not url.startswith(("http://", "https://")):
             return await asyncio.to_thread(self._read_local, url)
-        headers = {"accept": "application/json"}
-        if self.etag:
-            headers["if-none-match"] = self.etag
         try:
-            async with asyncio.timeout(DEADLINE):
-                async with httpx.AsyncClient(
-                    timeout=TIMEOUT, transport=self.transport, trust_env=False, follow_redirects=True
-                ) as client:
-                    async with client.stream("GET", url, headers=headers) as response:
-                        if response.status_code == 304:
-                            return None, self.etag
-                        if response.status_code != 200:
-                            raise FeedUnavailable(f"HTTP {response.status_code}")
-                        declared = response.headers.get("content-length", "")
-                        if declared.isdigit() and int(declared) > self.max_bytes:
-                            raise BundleError(
-                                f"the feed serves {int(declared):,} bytes, over the limit of {self.max_bytes:,}"
-                            )
-                        return await self._read_capped(response), response.headers.get("etag", "")
-        except (httpx.HTTPError, TimeoutError) as error:
-            raise FeedUnavailable(f"{type(error).__name__}: {error}") from None
-
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():  # decoded: a compressed bomb is capped too
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise BundleError(f"the feed serves more than the limit of {self.max_bytes:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            fetched = await aipolicy.fetch_capped_async(
+                url,
+                max_bytes=self.max_bytes,
+                accept="application/json",
+                headers={"if-none-match": self.etag} if self.etag else {},
+                statuses=(200, 304),
+                timeout=TIMEOUT.read,
+                connect_timeout=TIMEOUT.connect,
+                deadline=DEADLINE,
+                trust_env=False,
+                transport=self.transport,
+            )
+        except aipolicy.FetchTooLarge as error:
+            raise BundleError(f"the feed {error.reason}") from None
+        except aipolicy.FetchError as error:
+            raise FeedUnavailable(error.reason) from None
+        if fetched.status == 304:
+            return None, self.etag
+        return fetched.body, fetched.headers.get("etag", "")
 
     def _read_local(self, path: str) -> tuple[bytes | None, str]:
         try:

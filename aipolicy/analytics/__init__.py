@@ -2,6 +2,8 @@
 against a candidate policy, and the Parquet export.
 """
 
+from aipolicy._units import parse_time  # the one grammar; kept here for older imports
+
 from ._parquet import ParquetUnavailable, write_parquet
 from ._replay import LIMITS, ReplayReport, Transition, facts_from_event, redecide, replay
 from ._report import REPORT_KINDS, Report, Verification, collect_report, render_report
@@ -13,7 +15,6 @@ from ._summary import (
     as_text,
     filter_events,
     format_change,
-    parse_time,
     previous_period,
     sparkline,
     summarise,

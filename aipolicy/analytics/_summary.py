@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,39 +19,6 @@ from typing import Any
 from aipolicy.eventlog import LogEvent
 
 BY_KEYS = ("user", "group", "host", "app", "vendor", "rule", "directive", "action", "day", "hour")
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, now: datetime.datetime) -> datetime.datetime:
-    """A time given on the command line: RFC 3339 / ISO 8601 (naive means UTC), or a duration before ``now``.
-
-    >>> now = datetime.datetime(2026, 11, 8, 12, tzinfo=datetime.UTC)
-    >>> parse_time("7d", now).isoformat()
-    '2026-11-01T12:00:00+00:00'
-    >>> parse_time("2026-11-01", now).isoformat()
-    '2026-11-01T00:00:00+00:00'
-    """
-    value = text.strip()
-    duration = _DURATION.fullmatch(value.lower())
-    if duration:
-        amount, unit = int(duration[1]), duration[2]
-        try:
-            return now - datetime.timedelta(**{_UNITS[unit]: amount})
-        except OverflowError:
-            raise ValueError(f"{text!r} reaches too far back") from None
-    if value.lower() == "now":
-        return now
-    try:
-        moment = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time: use a date or time (2026-11-01, 2026-11-01T10:00:00Z) "
-            "or a duration before now (30m, 24h, 7d, 2w)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC)
 
 
 def as_text(value: object) -> str | None:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aipolicy._errors import AipolicyError
+from aipolicy._fetch import FetchError, fetch_capped, public_url
 from aipolicy.matching import parse_ip, parse_target
 
 if TYPE_CHECKING:  # httpx imports click and rich when they are installed: the core imports it only to fetch
@@ -33,7 +35,6 @@ if TYPE_CHECKING:  # httpx imports click and rich when they are installed: the c
 
 FORMATS = ("hosts", "adblock", "plain", "v2fly")
 MAX_SOURCE_BYTES = 32 * 1024 * 1024  # the largest public lists are a few MB
-FETCH_TIMEOUT = 30.0
 _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-", "binary/octet-stream")
 _LOCAL_NAMES = frozenset(
     ("localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback", "0.0.0.0")
@@ -103,33 +104,25 @@ def read_source(source: str, *, transport: httpx.BaseTransport | None = None, ma
 
 
 def _fetch(url: str, transport: httpx.BaseTransport | None, max_bytes: int) -> bytes:
-    import httpx
-
     try:
-        with httpx.Client(transport=transport, timeout=FETCH_TIMEOUT, follow_redirects=True, max_redirects=5) as client:
-            with client.stream("GET", url, headers={"accept": "text/plain, */*;q=0.5"}) as response:
-                if response.status_code != 200:
-                    raise SourceError(f"{url}: the server answered {response.status_code} {response.reason_phrase}")
-                content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-                if content_type and not content_type.startswith(_TEXT_TYPES) or content_type == "text/html":
-                    raise SourceError(
-                        f"{url}: the server sent {content_type!r}, not a text list (is the URL a web page?)"
-                    )
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise SourceError(f"{url}: {int(declared):,} bytes is more than the {max_bytes:,} allowed")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise SourceError(f"{url}: more than the {max_bytes:,} bytes allowed")
-                    chunks.append(chunk)
-    except httpx.TimeoutException:
-        raise SourceError(f"{url}: no answer within {FETCH_TIMEOUT:.0f} s") from None
-    except httpx.HTTPError as error:
-        raise SourceError(f"{url}: {type(error).__name__}: {error}") from None
-    return b"".join(chunks)
+        fetched = fetch_capped(
+            url,
+            max_bytes=max_bytes,
+            accept="text/plain, */*;q=0.5",
+            check_headers=functools.partial(_check_type, url),
+            transport=transport,
+        )
+    except FetchError as error:
+        raise SourceError(str(error)) from None
+    return fetched.body
+
+
+def _check_type(url: str, headers: Mapping[str, str]) -> None:
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type and not content_type.startswith(_TEXT_TYPES) or content_type == "text/html":
+        raise SourceError(
+            f"{public_url(url)}: the server sent {content_type!r}, not a text list (is the URL a web page?)"
+        )
 
 
 def _as_text(raw: bytes, source: str) -> str:

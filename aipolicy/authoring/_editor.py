@@ -46,6 +46,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from aipolicy._errors import EditError, PolicyError
+from aipolicy._units import parse_date
 from aipolicy.matching import parse_target
 from aipolicy.policy import ACTIONS, Catalog, Policy, load_policy
 
@@ -117,7 +118,7 @@ class RuleMeta:
         for key in ("description", "reason", "directive", "owner", "review", "expires"):
             value = getattr(self, key)
             if value:
-                result.append((key, datetime.date.fromisoformat(value) if key in ("review", "expires") else value))
+                result.append((key, parse_date(value) if key in ("review", "expires") else value))
         return result
 
 

@@ -2,6 +2,8 @@
 their settings, and the stores that keep their state (memory for one process, SQLite for one box).
 """
 
+from aipolicy._units import parse_duration, parse_size  # the one grammar; kept here for older imports
+
 from ._controls import (
     JUSTIFICATION_MODES,
     QUOTA_SUBJECTS,
@@ -12,8 +14,6 @@ from ._controls import (
     WarnSettings,
     clean_justification,
     is_write,
-    parse_duration,
-    parse_size,
 )
 from ._sqlite_store import SharedAcknowledgements, SharedQuotaTracker, SharedState, SharedStateError, ensure_secret
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import statistics
 from collections import deque
 from collections.abc import Mapping
@@ -21,42 +20,6 @@ QUOTA_SUBJECTS = ("user", "client")
 MAX_JUSTIFICATION = 500
 # Requests that submit something: a body, or a WebSocket (chat apps stream prompts over them).
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``"30s"``, ``"15m"``, ``"8h"``, ``"7d"`` or ``"2w"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 30m, 8h or 7d, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"expected a duration like 30m, 8h or 7d, got {value!r}")
-        seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
-    if seconds <= 0:
-        raise ValueError(f"a duration must be more than 0 seconds, got {value!r}")
-    return seconds
-
-
-def parse_size(value: object) -> int:
-    """Bytes from ``1048576``, ``"500KB"``, ``"10MB"`` or ``"1GiB"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size like 500KB or 10MB, got {value!r}")
-    if isinstance(value, int):
-        size = value
-    else:
-        match = _SIZE.match(str(value))
-        if not match:
-            raise ValueError(f"expected a size like 500KB or 10MB, got {value!r}")
-        size = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
-    if size <= 0:
-        raise ValueError(f"a size must be more than 0 bytes, got {value!r}")
-    return size
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aipolicy._errors import AipolicyError
+from aipolicy._fetch import public_url as public_url  # where it lived before the one fetch
 from aipolicy._resources import policies_dir
-from aipolicy.controls import parse_duration
+from aipolicy._units import parse_duration
 from aipolicy.policy import Policy
 
 FORMAT = "aipolicy-bundle"
@@ -469,11 +469,11 @@ def write_atomically(destination: Path, data: bytes) -> None:
 
 
 def parse_validity(text: str) -> datetime.timedelta:
-    """'30d', '12h', '90m', '2w' → a timedelta."""
+    """How long a bundle is accepted: a duration (``30d``, ``12h``, ``2w``, ``1d12h``) as a timedelta."""
     try:
         return datetime.timedelta(seconds=parse_duration(text))
-    except ValueError:
-        raise BundleError(f"{text!r} is not a duration: use a number and m, h, d or w, e.g. 30d or 12h") from None
+    except ValueError as error:
+        raise BundleError(str(error)) from None
 
 
 def _now() -> datetime.datetime:
@@ -497,18 +497,3 @@ def _parse_time(manifest: dict[str, Any], key: str) -> datetime.datetime:
 def _string(manifest: dict[str, Any], key: str) -> str:
     value = manifest.get(key, "")
     return value[:64] if isinstance(value, str) else ""
-
-
-def public_url(url: str) -> str:
-    """The URL without credentials or query string, for logs and events."""
-    if not url.startswith(("http://", "https://")):
-        return url
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(an invalid URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    return urllib.parse.urlunsplit((parts.scheme, f"{host}:{port}" if port else host, parts.path, "", ""))

@@ -22,6 +22,8 @@ import re
 import shutil
 from dataclasses import dataclass
 
+from aipolicy._units import parse_duration, parse_size
+
 GENESIS = "0" * 64
 TAIL_LIMIT = 1 << 21  # bytes read back from the end of a file to find its last line
 _STAMP_DIGITS = 17
@@ -175,17 +177,10 @@ def _sync_directory(directory: str) -> None:
 
 
 def parse_log_size(text: str) -> int:
-    """Bytes from ``0`` (off), ``1048576``, ``100K``, ``100M``, ``1G`` (powers of 1024; a trailing B is allowed)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", text, re.IGNORECASE)
-    if match is None:
-        raise ValueError(f"{text!r} is not a size (examples: 0 for no limit, 1048576, 100M, 1G)")
-    return int(match[1]) << 10 * "_kmg".index(match[2].lower() or "_")
+    """Bytes from ``0`` (no limit), ``1048576``, ``100M``, ``1GiB``: the size grammar of ``aipolicy._units``."""
+    return parse_size(text, zero="no limit")
 
 
 def parse_log_age(text: str) -> float:
-    """Seconds from ``0`` (off), ``3600``, ``90s``, ``30m``, ``24h``, ``7d``, ``2w``."""
-    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text, re.IGNORECASE)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration (examples: 0 for no limit, 3600, 30m, 24h, 7d)")
-    return float(match[1]) * units[match[2].lower()]
+    """Seconds from ``0`` (no limit), ``3600``, ``30m``, ``24h``, ``7d``: the duration grammar of ``aipolicy._units``."""
+    return parse_duration(text, zero="no limit")

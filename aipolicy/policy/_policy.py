@@ -19,14 +19,8 @@ from typing import Any
 
 from aipolicy._errors import PolicyError, Problem
 from aipolicy._resources import shipped_catalog
-from aipolicy.controls import (
-    JUSTIFICATION_MODES,
-    QUOTA_SUBJECTS,
-    QuotaSettings,
-    WarnSettings,
-    parse_duration,
-    parse_size,
-)
+from aipolicy._units import parse_date, parse_duration, parse_size
+from aipolicy.controls import JUSTIFICATION_MODES, QUOTA_SUBJECTS, QuotaSettings, WarnSettings
 from aipolicy.dlp import DlpError, Scanner, build_detectors, check_custom_regex, check_keyword, resolve_names
 from aipolicy.matching import HostIndex, NetworkIndex, PathPattern, Target, parse_target
 
@@ -516,12 +510,11 @@ class _PolicyLoader:
     def _read_date(self, rule: LocatedDict, key: str, what: str, code: str, past: str) -> str:
         if key not in rule:
             return ""
-        value = rule[key]
-        if isinstance(value, datetime.datetime):
-            value = value.date()
-        if not isinstance(value, datetime.date):
+        try:
+            value = parse_date(rule[key])
+        except ValueError:
             self.check.error(
-                rule.value_positions[key], "bad-date", f"{what}.{key} must be a date like 2026-06-30, got {value!r}"
+                rule.value_positions[key], "bad-date", f"{what}.{key} must be a date like 2026-06-30, got {rule[key]!r}"
             )
             return ""
         if value < datetime.date.today():

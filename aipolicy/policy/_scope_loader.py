@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from aipolicy._units import parse_timestamp
+
 from ._checker import Checker
 from ._located import LocatedDict, LocatedList, Position
 from ._scope import Identity, Network, PolicyException, Scope, TimeWindow, end_of, parse_days, parse_hours
@@ -137,17 +139,13 @@ class ScopeReader:
         if "until" not in item:
             return None
         value = item["until"]
-        if isinstance(value, datetime.date):
-            return end_of(value)
-        if isinstance(value, str):
-            try:
-                return end_of(datetime.datetime.fromisoformat(value))
-            except ValueError:
-                pass
-        self.check.error(
-            item.value_positions["until"], "bad-date", f"{what}.until must be a date like 2026-12-31, got {value!r}"
-        )
-        return None
+        try:
+            return end_of(parse_timestamp(value))  # a date, quoted or not, lasts through that day
+        except ValueError:
+            self.check.error(
+                item.value_positions["until"], "bad-date", f"{what}.until must be a date like 2026-12-31, got {value!r}"
+            )
+            return None
 
     # --- a rule's `when` ---------------------------------------------------------------------------
 

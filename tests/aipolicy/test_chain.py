@@ -389,7 +389,9 @@ def test_separate_logs_are_separate_chains(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("0", 0), ("4096", 4096), ("100K", 102400), ("100M", 100 << 20), ("1GiB", 1 << 30), ("2mb", 2 << 20)],
+    # K, M, G are powers of 1000 and KiB, MiB, GiB powers of 1024, as in a policy's quota bytes:
+    # this option read 100K as 102,400 bytes before the grammar was one.
+    [("0", 0), ("4096", 4096), ("100K", 100_000), ("100M", 100_000_000), ("1GiB", 1 << 30), ("2mb", 2_000_000)],
 )
 def test_parse_size(text: str, size: int) -> None:
     assert parse_log_size(text) == size

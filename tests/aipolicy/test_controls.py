@@ -211,7 +211,9 @@ def test_control_setting_errors_are_all_reported(tmp_path: Path) -> None:
         load_policy(path)
     assert [str(p) for p in raised.value.problems] == [
         f"{path}:8:27: error: rule 'w'.warn.justification is 'sometimes' (valid: none, optional, required) [bad-value]",
-        f"{path}:8:48: error: rule 'w'.warn.remember: expected a duration like 30m, 8h or 7d, got 'soon' [bad-value]",
+        f"{path}:8:48: error: rule 'w'.warn.remember: 'soon' is not a duration (examples: 3600, 30m, 24h, 7d): "
+        "a number with a unit, s, m, h, d or w (seconds, minutes, hours, days, weeks), or several, as in 1h30m; "
+        "a number alone is seconds [bad-value]",
         f"{path}:9:5: error: rule 'q' has action quota but no quota: (e.g. quota: {{requests: 500, per: 1h}}) [missing-key]",
         f"{path}:15:18: error: rule 'q2'.quota.per: a duration must be more than 0 seconds, got 0 [bad-value]",
         f"{path}:15:31: error: rule 'q2'.quota.requests: expected a whole number above 0, got -1 [bad-value]",

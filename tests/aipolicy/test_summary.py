@@ -36,13 +36,12 @@ from pathlib import Path
 
 import pytest
 
-from aipolicy import EventLogError
+from aipolicy import EventLogError, parse_time
 from aipolicy.analytics._summary import (
     EventFilter,
     Summary,
     filter_events,
     format_change,
-    parse_time,
     sparkline,
     summarise,
 )

@@ -91,7 +91,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(policy: Path) -> None:
     [
         (["--until", LATER, "--ticket", "T"], "name who the exception is for", 2),
         (["--user", "bob", "--until", "2020-01-01", "--ticket", "T"], "is in the past", 2),
-        (["--user", "bob", "--until", "tomorrow", "--ticket", "T"], "does not match the format", 2),
+        (["--user", "bob", "--until", "tomorrow", "--ticket", "T"], "'tomorrow' is not a date: use YYYY-MM-DD", 2),
     ],
 )
 def test_bad_input_is_refused_without_a_traceback(policy: Path, args: list[str], message: str, code: int) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aipolicy.cli._selection
 import aipolicy.cli._violations
 import pytest
 from aipolicy.cli import main
@@ -345,8 +346,8 @@ def test_summary_usage_errors(args: list[str], message: str) -> None:
 
 def test_summary_shows_a_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
-    monkeypatch.setattr(aipolicy.cli._violations, "stderr", terminal)
-    monkeypatch.setattr(aipolicy.cli._violations, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(aipolicy.cli._selection, "stderr", terminal)
+    monkeypatch.setattr(aipolicy.cli._selection, "PROGRESS_MIN_BYTES", 0)
     assert run_json("summary", "--log", ALL)["total"] == TOTAL
     assert "reading event logs" in terminal.file.getvalue()  # type: ignore[attr-defined]
 
