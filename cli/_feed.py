@@ -12,16 +12,19 @@ from rich.markup import escape
 import aipolicy
 from aipolicy.distribution import public_url
 
-from ._common import stderr
+from ._common import Duration, stderr
+
+MIN_REFRESH, MAX_REFRESH = 0.1, 7 * 86400.0  # seconds; aipolicy_policy_refresh checks the same
 
 
 def feed_options(function: Callable[..., Any]) -> Callable[..., Any]:
     function = click.option(
         "--policy-refresh",
-        type=click.FloatRange(0.1, 7 * 86400),
+        type=Duration(),
         default=300.0,
         show_default=True,
-        help="Seconds between fetches of --policy-url.",
+        callback=_refresh_in_range,
+        help="Time between fetches of --policy-url: seconds, or 30s, 5m, 1h (from 0.1 s to 7 d).",
     )(function)
     function = click.option(
         "--policy-pubkey",
@@ -35,6 +38,12 @@ def feed_options(function: Callable[..., Any]) -> Callable[..., Any]:
         help="Follow a signed policy bundle (aipolicy policy sign) at this URL or path; --policy is enforced "
         "only until the first good bundle arrives (or a cached one is used).",
     )(function)
+
+
+def _refresh_in_range(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not MIN_REFRESH <= value <= MAX_REFRESH:
+        raise click.BadParameter(f"{value:g} seconds is not from {MIN_REFRESH:g} s to 7 days")
+    return value
 
 
 def feed_arguments(url: str | None, pubkey: str | None, refresh: float) -> tuple[str, ...]:

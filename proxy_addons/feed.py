@@ -93,7 +93,12 @@ class PolicyFeed:
             "",
             "Ed25519 public key (PEM) that the feed's bundles must be signed with. Empty: signatures are not checked.",
         )
-        loader.add_option("aipolicy_policy_refresh", str, "300", "Seconds between fetches of aipolicy_policy_url.")
+        loader.add_option(
+            "aipolicy_policy_refresh",
+            str,
+            "300",
+            "Time between fetches of aipolicy_policy_url: seconds, or 30s, 5m, 1h.",
+        )
         loader.add_option(
             "aipolicy_policy_cache",
             str,
@@ -114,12 +119,12 @@ class PolicyFeed:
             except BundleError as error:
                 raise exceptions.OptionsError(f"aipolicy_policy_pubkey: {error}") from None
         try:
-            refresh = float(options.aipolicy_policy_refresh)
-        except ValueError:
-            refresh = -1.0
+            refresh = aipolicy.parse_duration(options.aipolicy_policy_refresh)
+        except ValueError as error:
+            raise exceptions.OptionsError(f"aipolicy_policy_refresh: {error}") from None
         if not 0.1 <= refresh <= 7 * 86400:
             raise exceptions.OptionsError(
-                f"aipolicy_policy_refresh must be a number of seconds from 0.1 to 604800, got {options.aipolicy_policy_refresh!r}"
+                f"aipolicy_policy_refresh must be from 0.1 seconds to 7 days, got {options.aipolicy_policy_refresh!r}"
             )
         cache = options.aipolicy_policy_cache or os.path.join(options.confdir, "aipolicy-feed")
         if url != self.url or public_key != self.public_key:

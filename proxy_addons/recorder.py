@@ -60,7 +60,8 @@ class Recorder:
             "aipolicy_log_max_size",
             str,
             "0",
-            "Rotate the event log before it grows past this size (bytes, or 100K, 100M, 1G); 0: never. "
+            "Rotate the event log before it grows past this size (bytes, or 100K, 100M, 1G: powers of 1000; "
+            "KiB, MiB, GiB: powers of 1024); 0: never. "
             "Rotated files are renamed NAME-YYYYMMDDHHMMSSmmm (UTC) and gzip-compressed; the hash chain runs on.",
         )
         loader.add_option(

@@ -36,7 +36,7 @@ class Reloader:
             "aipolicy_reload",
             str,
             "2",
-            "Seconds between checks of the policy files for changes; 0 turns hot reload off.",
+            "Time between checks of the policy files for changes: seconds, or 30s, 5m; 0 turns hot reload off.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -46,14 +46,9 @@ class Reloader:
             self._summary()
         if "aipolicy_reload" in updated:
             try:
-                interval = float(ctx.options.aipolicy_reload)
-            except ValueError:
-                raise exceptions.OptionsError(
-                    f"aipolicy_reload must be a number of seconds, got {ctx.options.aipolicy_reload!r}"
-                ) from None
-            if interval < 0:
-                raise exceptions.OptionsError("aipolicy_reload must not be negative")
-            self.interval = interval
+                self.interval = aipolicy.parse_duration(ctx.options.aipolicy_reload, zero="off")
+            except ValueError as error:
+                raise exceptions.OptionsError(f"aipolicy_reload: {error}") from None
 
     def running(self) -> None:
         if self.interval > 0 and self.watcher is None:

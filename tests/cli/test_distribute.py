@@ -234,3 +234,26 @@ def test_proxy_refuses_a_key_without_a_feed(no_exec: list[list[str]], keys: tupl
     result = run("proxy", "--policy", str(policy), "--policy-pubkey", str(keys[1]))
     assert_clean_failure(result, 2)
     assert no_exec == []
+
+
+@pytest.mark.parametrize(("written", "passed"), [("90", "90"), ("5m", "300"), ("1h30m", "5400"), ("0.5", "0.5")])
+def test_proxy_reads_the_feed_refresh_in_the_duration_grammar(
+    no_exec: list[list[str]], keys: tuple[Path, Path], policy: Path, written: str, passed: str
+) -> None:
+    result = run("proxy", "--policy", str(policy), "--policy-url", "https://feed.example/b.json",
+                 "--policy-pubkey", str(keys[1]), "--policy-refresh", written)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"aipolicy_policy_refresh={passed}" in no_exec[0]
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [("nan", "'nan' is not a duration"), ("0.05", "not from 0.1 s to 7 days"), ("8d", "not from 0.1 s to 7 days")],
+)
+def test_proxy_refuses_a_feed_refresh_out_of_range(
+    no_exec: list[list[str]], keys: tuple[Path, Path], policy: Path, written: str, message: str
+) -> None:
+    result = run("proxy", "--policy", str(policy), "--policy-url", "https://feed.example/b.json",
+                 "--policy-pubkey", str(keys[1]), "--policy-refresh", written)  # fmt: skip
+    assert result.exit_code == 2 and no_exec == []
+    assert message in result.output and "Traceback" not in result.output

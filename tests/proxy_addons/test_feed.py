@@ -361,8 +361,10 @@ def test_a_local_path_can_be_followed(tmp_path: Path, local_policy: Path, key: E
     ("options", "message"),
     [
         ({"aipolicy_policy_pubkey": "/nonexistent.pub"}, "cannot read the public key"),
-        ({"aipolicy_policy_refresh": "soon"}, "aipolicy_policy_refresh must be a number"),
-        ({"aipolicy_policy_refresh": "0"}, "from 0.1 to 604800"),
+        ({"aipolicy_policy_refresh": "soon"}, "aipolicy_policy_refresh: 'soon' is not a duration"),
+        ({"aipolicy_policy_refresh": "0"}, "aipolicy_policy_refresh: a duration must be more than 0 seconds"),
+        ({"aipolicy_policy_refresh": "0.05"}, "aipolicy_policy_refresh must be from 0.1 seconds to 7 days"),
+        ({"aipolicy_policy_refresh": "nan"}, "aipolicy_policy_refresh: 'nan' is not a duration"),
     ],
 )
 def test_bad_feed_options_are_refused(tmp_path: Path, options: dict[str, str], message: str) -> None:
