@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from ._common import stderr
 from ._output import write_output
-from ._proxy import find_mitmdump
+from ._programs import find_mitmdump
 
 CA_FILES = ("mitmproxy-ca-cert.pem", "mitmproxy-ca.pem")  # the certificate alone first; the pair has it too
 CREATE_TIMEOUT = 60.0

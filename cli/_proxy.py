@@ -1,15 +1,13 @@
-"""``aipolicy proxy``: start mitmdump with the enforcer addon."""
+"""``aipolicy proxy``: start mitmdump with the enforcer addon in its chain (proxy_addons/launcher.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
-from aipolicy.proxy_addons import ENFORCER_SCRIPT
 from rich.markup import escape
 
 import aipolicy
@@ -26,22 +24,31 @@ from ._hardening import (
     sink_options,
     sink_settings,
 )
-from ._workers import prepare_ca, reuse_port_command, run_workers
+from ._programs import launcher_command
+from ._workers import prepare_ca, run_workers
 
 
-def find_mitmdump() -> str:
-    beside = Path(sys.executable).with_name("mitmdump")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mitmdump")
-    if not found:
-        raise click.ClickException(
-            "mitmdump not found: install mitmproxy into this environment (pip install aipolicy brings it)"
-        )
-    return found
+def proxy_command(
+    policy_path: str,
+    host: str,
+    port: int,
+    log: str,
+    confdir: str | None,
+    block_page: bool,
+    proxy_id: str,
+    extra: tuple[str, ...],
+    log_max_size: str = "0",
+    log_max_age: str = "0",
+    reuse_port: bool = False,
+) -> list[str]:
+    """The command `aipolicy proxy` runs: the launcher (mitmdump with the Enforcer in its chain) and its arguments."""
+    arguments = mitmdump_arguments(
+        policy_path, host, port, log, confdir, block_page, proxy_id, extra, log_max_size, log_max_age
+    )
+    return launcher_command(arguments, reuse_port)
 
 
-def mitmdump_command(
+def mitmdump_arguments(
     policy_path: str,
     host: str,
     port: int,
@@ -53,9 +60,8 @@ def mitmdump_command(
     log_max_size: str = "0",
     log_max_age: str = "0",
 ) -> list[str]:
+    """The mitmdump options for these settings: the same for the launcher and for `mitmdump -s proxy_addons/addon.py`."""
     command = [
-        find_mitmdump(),
-        "-s", ENFORCER_SCRIPT,
         "--listen-host", host,
         "--listen-port", str(port),
         "--set", f"aipolicy_policy={policy_path}",
@@ -194,7 +200,7 @@ def proxy(
     allow_remote: bool,
     mitmdump_args: tuple[str, ...],
 ) -> None:
-    """Run the enforcing proxy (mitmdump with the aipolicy addon).
+    """Run the enforcing proxy (mitmdump with the aipolicy addon in its addon chain).
 
     Arguments after -- go to mitmdump unchanged. The policy is validated first;
     the running proxy reloads it by itself when the file changes.
@@ -225,7 +231,9 @@ def proxy(
     warnings.append(check_admin(admin))
     shared = shared_state_arguments(state_dir, confdir, workers > 1 or reuse_port)
     extra = (*feed, *shared, *settings, *mitmdump_args)
-    command = mitmdump_command(path, host, port, log, confdir, block_page, proxy_id, extra, *rotation)
+    command = proxy_command(
+        path, host, port, log, confdir, block_page, proxy_id, extra, *rotation, reuse_port=reuse_port
+    )
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
     check_public_key_ca(mitmdump_args, ca.parent)
     warnings.append(check_ca_key(ca.parent))
@@ -257,12 +265,10 @@ def proxy(
             return (*feed, *shared, *own, *mitmdump_args)
 
         commands = [
-            reuse_port_command(
-                mitmdump_command(path, host, port, log, confdir, block_page, f"{base}-w{n}", worker_extra(n), *rotation)
+            proxy_command(
+                path, host, port, log, confdir, block_page, f"{base}-w{n}", worker_extra(n), *rotation, reuse_port=True
             )
             for n in range(1, workers + 1)
         ]
         sys.exit(run_workers(commands, relay_stdout=log == "-"))
-    if reuse_port:
-        command = reuse_port_command(command)
     os.execv(command[0], command)

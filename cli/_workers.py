@@ -1,9 +1,9 @@
 """Several mitmdump workers on one listening port (``aipolicy proxy --workers N``).
 
-Each worker is mitmdump started through ``aipolicy.proxy_addons.reuseport``, which
-listens with SO_REUSEPORT: the kernel spreads connections across workers and
-clients keep their own source address. All workers enforce the same policy
-file (each reloads it by itself) and append to the same event log, one
+Each worker is the launcher (``python -m aipolicy.proxy_addons.launcher --reuse-port``:
+mitmdump with the Enforcer in its chain), which listens with SO_REUSEPORT: the kernel
+spreads connections across workers and clients keep their own source address. All workers
+enforce the same policy file (each reloads it by itself) and append to the same event log, one
 ``write`` per line on an O_APPEND descriptor, so lines from different workers
 never interleave. With ``--log -`` the workers' standard output comes through the
 supervisor, which passes it on a whole line at a time: on a pipe (a container's
@@ -28,15 +28,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from ._ca import create_ca, find_ca_file
 from ._common import stderr
 
 STOP_TIMEOUT = 10.0
 PR_SET_PDEATHSIG = 1
-
-
-def reuse_port_command(mitmdump_command: list[str]) -> list[str]:
-    """The same mitmdump arguments, started through the SO_REUSEPORT launcher in this Python."""
-    return [sys.executable, "-m", "aipolicy.proxy_addons.reuseport", *mitmdump_command[1:]]
 
 
 def _die_with_parent() -> None:
@@ -49,8 +45,6 @@ def _die_with_parent() -> None:
 
 
 def prepare_ca(confdir: str | None) -> None:
-    from ._ca import create_ca, find_ca_file
-
     directory = Path(confdir or "~/.mitmproxy").expanduser()
     if find_ca_file(directory) is None:
         create_ca(directory)

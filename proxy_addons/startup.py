@@ -15,6 +15,18 @@ policy, and errorcheck has stopped watching, then lets each connection proceed. 
 is bounded: after ``HOLD_LIMIT`` seconds connections proceed anyway, and the enforcer
 still fails closed (no policy: every decision raises and the flow is blocked). Background
 tasks that may log errors (the policy feed's first fetch) wait here too.
+
+Both ways of starting the addon need it, for different parts of the wait:
+
+- ``mitmdump -s proxy_addons/addon.py``: ScriptLoader loads the script from a task, so on
+  Python 3.12 the port accepts before the Enforcer exists or has a policy.
+- The launcher (``python -m aipolicy.proxy_addons.launcher``, what ``aipolicy proxy`` runs):
+  the Enforcer is configured before the servers start, so ``policy_loaded`` is already true
+  when the first connection arrives and that part of the wait is a no-op. But the port still
+  accepts before the ``running`` hook and while errorcheck watches: with the gate turned off,
+  tests/integration/test_startup.py's fault test stops the launcher too on Python 3.12 /
+  mitmproxy 12 ("Errors logged during startup, exiting..."). Once start-up is over
+  (``open``), each connection costs one check.
 """
 
 from __future__ import annotations

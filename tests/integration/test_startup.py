@@ -5,6 +5,11 @@ land in the first instants the port accepts (the kernel accepts before the addon
 loaded on Python 3.12). mitmproxy's errorcheck addon stops the proxy on any ERROR logged
 during start-up; a fail-closed block logs one, which on mitmproxy 12 / Python 3.12 made the
 proxy exit until the enforcer held connections until start-up was over (proxy_addons/startup.py).
+
+Each test runs both ways of starting the addon: ``mitmdump -s proxy_addons/addon.py`` (the way
+people who run mitmdump themselves load it, and where the start-up gate is needed most) and
+the launcher ``aipolicy proxy`` runs (the Enforcer in mitmdump's chain, configured before the
+port opens).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,19 +33,23 @@ from .harness import HERE, MITMDUMP, Upstream, free_port, wait_until
 pytestmark = pytest.mark.integration
 
 CLIENTS = 6
+WAYS = {
+    "script": [MITMDUMP, "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT],
+    "launcher": [sys.executable, "-m", aipolicy.proxy_addons.LAUNCHER_MODULE],
+}
 
 
 def early_requests(
-    tmp_path: Path, upstream: Upstream, extra: list[str], host_header: str
+    tmp_path: Path, upstream: Upstream, way: str, extra: list[str], host_header: str
 ) -> tuple[list[str], Path, subprocess.Popen[bytes], Path]:
-    """Spawn mitmdump and, from that instant, send CLIENTS requests as early as the port accepts them.
+    """Spawn mitmdump (the way given) and, from that instant, send CLIENTS requests as early as the port accepts them.
 
     Returns (the marks, the event log, the still-running process, its output file)."""
     for name in ("catalog.yaml", "providers.yaml", "policy.yaml"):
         shutil.copy(FIXTURES / name, tmp_path / name)
     port, log, output = free_port(), tmp_path / "events.jsonl", tmp_path / "mitmdump.out"
     command = [
-        MITMDUMP, "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT, *extra,
+        *WAYS[way], *extra,
         "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", f"confdir={tmp_path / 'confdir'}",
         "--set", f"aipolicy_policy={tmp_path / 'policy.yaml'}",
@@ -79,7 +89,9 @@ def early_requests(
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert statuses == ["HTTP/1.1 403 Forbidden"] * CLIENTS, (statuses, output.read_text(errors="replace"))
+    if statuses != ["HTTP/1.1 403 Forbidden"] * CLIENTS:
+        stop(process)  # the caller's finally is not reached: do not leave the proxy running
+        pytest.fail(f"{statuses}\n{output.read_text(errors='replace')}")
     return marks, log, process, output
 
 
@@ -99,8 +111,11 @@ def decisions(log: Path, mark: str) -> list[dict[str, object]]:
     return [e for e in events if e.get("event") == "decision"]
 
 
-def test_requests_in_the_first_instant_are_blocked_and_logged(tmp_path: Path, http_upstream: Upstream) -> None:
-    marks, log, process, output = early_requests(tmp_path, http_upstream, [], "blocked.example")
+@pytest.mark.parametrize("way", WAYS)
+def test_requests_in_the_first_instant_are_blocked_and_logged(
+    tmp_path: Path, http_upstream: Upstream, way: str
+) -> None:
+    marks, log, process, output = early_requests(tmp_path, http_upstream, way, [], "blocked.example")
     try:
         assert all(http_upstream.hits(mark) == [] for mark in marks)
         assert wait_until(lambda: all(decisions(log, mark) for mark in marks))
@@ -112,11 +127,12 @@ def test_requests_in_the_first_instant_are_blocked_and_logged(tmp_path: Path, ht
         stop(process)
 
 
+@pytest.mark.parametrize("way", WAYS)
 def test_an_error_in_a_hook_at_start_up_fails_closed_and_the_proxy_keeps_running(
-    tmp_path: Path, http_upstream: Upstream
+    tmp_path: Path, http_upstream: Upstream, way: str
 ) -> None:
     extra = ["-s", str(HERE / "fault_addon.py")]
-    marks, log, process, output = early_requests(tmp_path, http_upstream, extra, "x.fault.test")
+    marks, log, process, output = early_requests(tmp_path, http_upstream, way, extra, "x.fault.test")
     try:
         assert all(http_upstream.hits(mark) == [] for mark in marks)
         assert wait_until(lambda: all(decisions(log, mark) for mark in marks))
