@@ -38,7 +38,7 @@ def ca() -> None:
     """
 
 
-@ca.command("export")
+@click.command("export")
 @click.option(
     "--confdir",
     type=click.Path(file_okay=False),

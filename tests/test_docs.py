@@ -8,6 +8,7 @@ import ast
 import dataclasses
 import importlib
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +87,11 @@ def resolves(dotted: str) -> bool:
     parts = dotted.split(".")
     for split in range(len(parts), 0, -1):
         try:
-            value: object = importlib.import_module(".".join(parts[:split]))
+            with warnings.catch_warnings():
+                # mitmproxy's proxyauth (imported by the launcher) pulls in ldap3, which uses
+                # pyasn1 names deprecated upstream
+                warnings.simplefilter("ignore", DeprecationWarning)
+                value: object = importlib.import_module(".".join(parts[:split]))
         except ImportError:
             continue
         for name in parts[split:]:
