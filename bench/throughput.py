@@ -560,12 +560,13 @@ def dispatch_costs(directory: Path, policy: Path, rounds: int = 3, calls: int = 
     return results
 
 
-# The same four hooks in ONE process, alternating 100-request blocks through four chains:
-# mitmdump's with the aipolicy script (ScriptLoader → Script → module → Enforcer), without it (an
-# empty ScriptLoader, as bare mitmdump and the launcher have), with the same Enforcer object straight
-# in the chain where ScriptLoader's scripts run (the launcher), and with an empty addon that has the
-# same hooks: the machine's slow spells then hit all alike (fresh processes, above, are compared by
-# minimum).
+# The same four hooks in ONE process, alternating 100-request blocks through five chains:
+# mitmdump's with the aipolicy script (ScriptLoader → Script → module → Enforcer); without it (an
+# empty ScriptLoader, as bare mitmdump has); the same Enforcer object in ScriptLoader's place, as
+# the launcher runs it when no -s script is given; the Enforcer just before an empty ScriptLoader,
+# as the launcher runs it beside -s scripts (the script's nesting gone, ScriptLoader's own call
+# left); and an empty addon that has the same hooks. The machine's slow spells then hit all alike
+# (fresh processes, above, are compared by minimum).
 _PAIRED_CHILD = (
     _CHILD_PRELUDE
     + """
@@ -587,8 +588,11 @@ async def main():
     loader, empty = master.addons.get("scriptloader"), ScriptLoader()
     without = [empty if addon is loader else addon for addon in chain]
     place = without.index(empty)
-    direct = without[:place] + [master.addons.get("enforcer")] + without[place:]
-    chains = {"with": chain, "without": without, "direct": direct, "same hooks": without + [SameHooks()]}
+    enforcer = master.addons.get("enforcer")
+    direct = without[:place] + [enforcer] + without[place + 1:]  # the launcher, no -s script: in its place
+    beside = without[:place] + [enforcer] + without[place:]  # the launcher with -s scripts: before them
+    chains = {"with": chain, "without": without, "direct": direct, "beside": beside,
+              "same hooks": without + [SameHooks()]}
     times = {key: [] for key in chains}
     for _ in range(int(blocks)):
         for key, addons in chains.items():
@@ -601,10 +605,11 @@ async def main():
     median = {key: statistics.median(values) for key, values in times.items()}
     added = {
         key: statistics.median(t - wo for t, wo in zip(times[key], times["without"]))
-        for key in ("with", "direct", "same hooks")
+        for key in ("with", "direct", "beside", "same hooks")
     }
     print(json.dumps({"without": median["without"], "with": median["with"], "direct": median["direct"],
-                      "aipolicy": added["with"], "aipolicy direct": added["direct"], "same hooks": added["same hooks"]}))
+                      "aipolicy": added["with"], "aipolicy direct": added["direct"],
+                      "aipolicy beside": added["beside"], "same hooks": added["same hooks"]}))
 
 asyncio.run(main())
 """
@@ -699,7 +704,7 @@ def print_verdict(
         print(
             f"In fresh processes (best of all runs), one request's 4 HTTP hooks through mitmdump's addon chain, {host}: "
             f"A {cost['A']:.0f} µs, B {cost['B']:.0f} µs, D {cost['D']:.0f} µs: aipolicy adds {script:.0f} µs as a "
-            f"script, {direct:.0f} µs straight in the chain, which alone predict "
+            f"script, {direct:.0f} µs in the launcher's chain, which alone predict "
             f"B/A = {predicts(script)}, D/A = {predicts(direct)}"
         )
     if paired:
@@ -708,8 +713,10 @@ def print_verdict(
         print(
             f"In one process, alternating blocks: the 4 hooks cost {paired['without']:.0f} µs a request without the "
             f"addon; aipolicy adds {script:.1f} µs as a script (ScriptLoader → Script → module → Enforcer), "
-            f"{direct:.1f} µs straight in the chain ({saving:.0%} less); an empty addon with the same hooks "
-            f"{paired['same hooks']:.1f} µs. Alone these predict B/A = {predicts(script)}, D/A = {predicts(direct)}"
+            f"{direct:.1f} µs in the launcher's chain ({saving:.0%} less); an empty addon with the same hooks "
+            f"{paired['same hooks']:.1f} µs. Alone these predict B/A = {predicts(script)}, D/A = {predicts(direct)}.\n"
+            f"  Of the saving: the launcher beside -s scripts (the Enforcer before an empty ScriptLoader, the "
+            f"script's nesting gone) adds {paired['aipolicy beside']:.1f} µs"
         )
     for key in ("B", "D"):
         met = ratio[key + "A"] >= TARGET_RATIO
