@@ -10,7 +10,7 @@ plus ``-q``, so all do the same logging work:
   B  ``mitmdump -s proxy_addons/addon.py``: the addon as a script (how ``aipolicy proxy``
      ran it before the launcher), enforcing the shipped default policy (a copy of it and
      its catalogue, so edits to the checkout cannot trigger reloads)
-  D  the launcher ``aipolicy proxy`` runs now (aipolicy.cli._proxy.proxy_command:
+  D  the launcher ``aipolicy proxy`` runs now (aipolicy.cli._programs.launcher_command:
      ``python -m aipolicy.proxy_addons.launcher``), the Enforcer straight in mitmdump's
      addon chain, same policy
   C  (diagnostic, --same-hooks) an addon with the Enforcer's hooks, all empty:
@@ -56,8 +56,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aipolicy.cli._programs import find_mitmdump  # noqa: E402
-from aipolicy.cli._proxy import mitmdump_arguments, proxy_command  # noqa: E402  (what `aipolicy proxy` runs)
+from aipolicy.cli._programs import find_mitmdump, launcher_command  # noqa: E402  (what `aipolicy proxy` runs)
+from aipolicy.cli._proxy import mitmdump_arguments  # noqa: E402
 from aipolicy.proxy_addons import ENFORCER_SCRIPT  # noqa: E402
 
 import aipolicy  # noqa: E402
@@ -285,9 +285,10 @@ def script_command(policy: Path, port: int, log: Path, confdir: Path) -> list[st
     return [find_mitmdump(), "-s", ENFORCER_SCRIPT, *arguments, "-q"]
 
 
-def launcher_command(policy: Path, port: int, log: Path, confdir: Path) -> list[str]:
+def launched_command(policy: Path, port: int, log: Path, confdir: Path) -> list[str]:
     """The command `aipolicy proxy` runs (D): the launcher, the Enforcer straight in mitmdump's chain."""
-    return proxy_command(str(policy), HOST, port, str(log), str(confdir), False, "bench", ()) + ["-q"]
+    arguments = mitmdump_arguments(str(policy), HOST, port, str(log), str(confdir), False, "bench", ())
+    return launcher_command([*arguments, "-q"])
 
 
 def without_addon(command: list[str]) -> list[str]:
@@ -311,7 +312,7 @@ def make_configs(directory: Path, policy: Path, with_same_hooks: bool) -> list[C
     port_b, log = free_port(), directory / "events.jsonl"
     command_b = script_command(policy, port_b, log, confdir)
     port_d, log_d = free_port(), directory / "events-launcher.jsonl"
-    command_d = launcher_command(policy, port_d, log_d, confdir)
+    command_d = launched_command(policy, port_d, log_d, confdir)
     port_a = free_port()
     command_a = _with_port(without_addon(command_b), port_a)
     configs = [
