@@ -10,7 +10,7 @@ plus ``-q``, so all do the same logging work:
   B  ``mitmdump -s proxy_addons/addon.py``: the addon as a script (how ``aipolicy proxy``
      ran it before the launcher), enforcing the shipped default policy (a copy of it and
      its catalogue, so edits to the checkout cannot trigger reloads)
-  D  the launcher ``aipolicy proxy`` runs now (aipolicy.cli._proxy.proxy_command:
+  D  the launcher ``aipolicy proxy`` runs now (aipolicy.cli._programs.launcher_command:
      ``python -m aipolicy.proxy_addons.launcher``), the Enforcer straight in mitmdump's
      addon chain, same policy
   C  (diagnostic, --same-hooks) an addon with the Enforcer's hooks, all empty:
@@ -56,8 +56,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aipolicy.cli._programs import find_mitmdump  # noqa: E402
-from aipolicy.cli._proxy import mitmdump_arguments, proxy_command  # noqa: E402  (what `aipolicy proxy` runs)
+from aipolicy.cli._programs import find_mitmdump, launcher_command  # noqa: E402  (what `aipolicy proxy` runs)
+from aipolicy.cli._proxy import mitmdump_arguments  # noqa: E402
 from aipolicy.proxy_addons import ENFORCER_SCRIPT  # noqa: E402
 
 import aipolicy  # noqa: E402
@@ -285,9 +285,10 @@ def script_command(policy: Path, port: int, log: Path, confdir: Path) -> list[st
     return [find_mitmdump(), "-s", ENFORCER_SCRIPT, *arguments, "-q"]
 
 
-def launcher_command(policy: Path, port: int, log: Path, confdir: Path) -> list[str]:
+def launched_command(policy: Path, port: int, log: Path, confdir: Path) -> list[str]:
     """The command `aipolicy proxy` runs (D): the launcher, the Enforcer straight in mitmdump's chain."""
-    return proxy_command(str(policy), HOST, port, str(log), str(confdir), False, "bench", ()) + ["-q"]
+    arguments = mitmdump_arguments(str(policy), HOST, port, str(log), str(confdir), False, "bench", ())
+    return launcher_command([*arguments, "-q"])
 
 
 def without_addon(command: list[str]) -> list[str]:
@@ -311,7 +312,7 @@ def make_configs(directory: Path, policy: Path, with_same_hooks: bool) -> list[C
     port_b, log = free_port(), directory / "events.jsonl"
     command_b = script_command(policy, port_b, log, confdir)
     port_d, log_d = free_port(), directory / "events-launcher.jsonl"
-    command_d = launcher_command(policy, port_d, log_d, confdir)
+    command_d = launched_command(policy, port_d, log_d, confdir)
     port_a = free_port()
     command_a = _with_port(without_addon(command_b), port_a)
     configs = [
@@ -560,12 +561,13 @@ def dispatch_costs(directory: Path, policy: Path, rounds: int = 3, calls: int = 
     return results
 
 
-# The same four hooks in ONE process, alternating 100-request blocks through four chains:
-# mitmdump's with the aipolicy script (ScriptLoader → Script → module → Enforcer), without it (an
-# empty ScriptLoader, as bare mitmdump and the launcher have), with the same Enforcer object straight
-# in the chain where ScriptLoader's scripts run (the launcher), and with an empty addon that has the
-# same hooks: the machine's slow spells then hit all alike (fresh processes, above, are compared by
-# minimum).
+# The same four hooks in ONE process, alternating 100-request blocks through five chains:
+# mitmdump's with the aipolicy script (ScriptLoader → Script → module → Enforcer); without it (an
+# empty ScriptLoader, as bare mitmdump has); the same Enforcer object in ScriptLoader's place, as
+# the launcher runs it when no -s script is given; the Enforcer just before an empty ScriptLoader,
+# as the launcher runs it beside -s scripts (the script's nesting gone, ScriptLoader's own call
+# left); and an empty addon that has the same hooks. The machine's slow spells then hit all alike
+# (fresh processes, above, are compared by minimum).
 _PAIRED_CHILD = (
     _CHILD_PRELUDE
     + """
@@ -587,8 +589,11 @@ async def main():
     loader, empty = master.addons.get("scriptloader"), ScriptLoader()
     without = [empty if addon is loader else addon for addon in chain]
     place = without.index(empty)
-    direct = without[:place] + [master.addons.get("enforcer")] + without[place:]
-    chains = {"with": chain, "without": without, "direct": direct, "same hooks": without + [SameHooks()]}
+    enforcer = master.addons.get("enforcer")
+    direct = without[:place] + [enforcer] + without[place + 1:]  # the launcher, no -s script: in its place
+    beside = without[:place] + [enforcer] + without[place:]  # the launcher with -s scripts: before them
+    chains = {"with": chain, "without": without, "direct": direct, "beside": beside,
+              "same hooks": without + [SameHooks()]}
     times = {key: [] for key in chains}
     for _ in range(int(blocks)):
         for key, addons in chains.items():
@@ -601,10 +606,11 @@ async def main():
     median = {key: statistics.median(values) for key, values in times.items()}
     added = {
         key: statistics.median(t - wo for t, wo in zip(times[key], times["without"]))
-        for key in ("with", "direct", "same hooks")
+        for key in ("with", "direct", "beside", "same hooks")
     }
     print(json.dumps({"without": median["without"], "with": median["with"], "direct": median["direct"],
-                      "aipolicy": added["with"], "aipolicy direct": added["direct"], "same hooks": added["same hooks"]}))
+                      "aipolicy": added["with"], "aipolicy direct": added["direct"],
+                      "aipolicy beside": added["beside"], "same hooks": added["same hooks"]}))
 
 asyncio.run(main())
 """
@@ -699,7 +705,7 @@ def print_verdict(
         print(
             f"In fresh processes (best of all runs), one request's 4 HTTP hooks through mitmdump's addon chain, {host}: "
             f"A {cost['A']:.0f} µs, B {cost['B']:.0f} µs, D {cost['D']:.0f} µs: aipolicy adds {script:.0f} µs as a "
-            f"script, {direct:.0f} µs straight in the chain, which alone predict "
+            f"script, {direct:.0f} µs in the launcher's chain, which alone predict "
             f"B/A = {predicts(script)}, D/A = {predicts(direct)}"
         )
     if paired:
@@ -708,8 +714,10 @@ def print_verdict(
         print(
             f"In one process, alternating blocks: the 4 hooks cost {paired['without']:.0f} µs a request without the "
             f"addon; aipolicy adds {script:.1f} µs as a script (ScriptLoader → Script → module → Enforcer), "
-            f"{direct:.1f} µs straight in the chain ({saving:.0%} less); an empty addon with the same hooks "
-            f"{paired['same hooks']:.1f} µs. Alone these predict B/A = {predicts(script)}, D/A = {predicts(direct)}"
+            f"{direct:.1f} µs in the launcher's chain ({saving:.0%} less); an empty addon with the same hooks "
+            f"{paired['same hooks']:.1f} µs. Alone these predict B/A = {predicts(script)}, D/A = {predicts(direct)}.\n"
+            f"  Of the saving: the launcher beside -s scripts (the Enforcer before an empty ScriptLoader, the "
+            f"script's nesting gone) adds {paired['aipolicy beside']:.1f} µs"
         )
     for key in ("B", "D"):
         met = ratio[key + "A"] >= TARGET_RATIO

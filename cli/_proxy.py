@@ -28,26 +28,6 @@ from ._programs import launcher_command
 from ._workers import prepare_ca, run_workers
 
 
-def proxy_command(
-    policy_path: str,
-    host: str,
-    port: int,
-    log: str,
-    confdir: str | None,
-    block_page: bool,
-    proxy_id: str,
-    extra: tuple[str, ...],
-    log_max_size: str = "0",
-    log_max_age: str = "0",
-    reuse_port: bool = False,
-) -> list[str]:
-    """The command `aipolicy proxy` runs: the launcher (mitmdump with the Enforcer in its chain) and its arguments."""
-    arguments = mitmdump_arguments(
-        policy_path, host, port, log, confdir, block_page, proxy_id, extra, log_max_size, log_max_age
-    )
-    return launcher_command(arguments, reuse_port)
-
-
 def mitmdump_arguments(
     policy_path: str,
     host: str,
@@ -60,7 +40,8 @@ def mitmdump_arguments(
     log_max_size: str = "0",
     log_max_age: str = "0",
 ) -> list[str]:
-    """The mitmdump options for these settings: the same for the launcher and for `mitmdump -s proxy_addons/addon.py`."""
+    """The mitmdump options `aipolicy proxy` runs the launcher with (cli/_programs.launcher_command); the same
+    options work for `mitmdump -s proxy_addons/addon.py`."""
     command = [
         "--listen-host", host,
         "--listen-port", str(port),
@@ -231,9 +212,8 @@ def proxy(
     warnings.append(check_admin(admin))
     shared = shared_state_arguments(state_dir, confdir, workers > 1 or reuse_port)
     extra = (*feed, *shared, *settings, *mitmdump_args)
-    command = proxy_command(
-        path, host, port, log, confdir, block_page, proxy_id, extra, *rotation, reuse_port=reuse_port
-    )
+    arguments = mitmdump_arguments(path, host, port, log, confdir, block_page, proxy_id, extra, *rotation)
+    command = launcher_command(arguments, reuse_port)
     ca = Path(confdir or "~/.mitmproxy").expanduser() / "mitmproxy-ca-cert.pem"
     check_public_key_ca(mitmdump_args, ca.parent)
     warnings.append(check_ca_key(ca.parent))
@@ -265,8 +245,11 @@ def proxy(
             return (*feed, *shared, *own, *mitmdump_args)
 
         commands = [
-            proxy_command(
-                path, host, port, log, confdir, block_page, f"{base}-w{n}", worker_extra(n), *rotation, reuse_port=True
+            launcher_command(
+                mitmdump_arguments(
+                    path, host, port, log, confdir, block_page, f"{base}-w{n}", worker_extra(n), *rotation
+                ),
+                reuse_port=True,
             )
             for n in range(1, workers + 1)
         ]

@@ -7,8 +7,12 @@ difference: the Enforcer is an addon of the master itself, not a script. With
 Enforcer on every hook of every request; here the Enforcer sits straight in the chain, at the
 place where ScriptLoader's scripts run (after ``proxyauth`` and ``proxyserver``, before
 ``next_layer`` and the rest), so hooks run in the same order as with ``-s``, and scripts
-given with ``-s`` still run after the Enforcer. That saves about a
-third of the addon's per-request cost (bench/throughput.py).
+given with ``-s`` still run after the Enforcer.
+
+When no ``-s`` script is given, the Enforcer takes ScriptLoader's own place in the chain, which
+saves one more addon call per hook: about a third of the addon's per-request cost in all
+against ``-s`` (bench/throughput.py); scripts can then not be added later (mitmdump has no way
+to add them after start-up anyway).
 
 The Enforcer is registered when the master is built, so its options exist while the command
 line is read (a bad ``--set aipolicy_…`` value is refused as mitmdump refuses its own, and
@@ -65,8 +69,17 @@ class EnforcingMaster(DumpMaster):
         """Put the Enforcer where ScriptLoader's scripts run and configure it with every option, as
         ScriptLoader configures a script it loads (Script.loadscript), before the servers start."""
         chain = self.addons.chain
-        scripts = self.addons.get("scriptloader")
-        chain.insert(chain.index(scripts) if scripts in chain else len(chain), self.enforcer)
+        loader = self.addons.get("scriptloader")
+        if loader not in chain:
+            chain.append(self.enforcer)
+        elif self.options.scripts:
+            chain.insert(chain.index(loader), self.enforcer)  # and the -s scripts run after it, as before
+        else:
+            # mitmproxy calls into every addon of the chain for every hook of every request (about
+            # 10 µs a request for an empty ScriptLoader, bench/throughput.py): with no script to
+            # run, the Enforcer takes its place. Scripts are given at start-up, or not at all.
+            chain[chain.index(loader)] = self.enforcer
+            self.options.subscribe(self._refuse_scripts, ["scripts"])
         # A refused option (a policy that does not load) ends the start-up as mitmdump ends it for
         # its own options; any other error is logged, and mitmproxy's errorcheck stops the start-up.
         try:
@@ -75,6 +88,13 @@ class EnforcingMaster(DumpMaster):
         except exceptions.OptionsError as error:
             print(f"{sys.argv[0]}: {error}", file=sys.stderr)
             sys.exit(1)
+
+    @staticmethod
+    def _refuse_scripts(opts: options.Options, updated: set[str]) -> None:
+        if opts.scripts:
+            raise exceptions.OptionsError(
+                "scripts: this proxy was started without -s scripts and cannot load one now; restart it with -s SCRIPT"
+            )
 
 
 def reuse_port_servers() -> None:

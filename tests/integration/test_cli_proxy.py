@@ -18,6 +18,19 @@ pytestmark = pytest.mark.integration
 AIPOLICY = str(Path(sys.executable).with_name("aipolicy"))
 
 
+def accepting(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """Wait until the port accepts a connection; False if the process exits first or time runs out."""
+
+    def up() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return process.poll() is not None
+
+    return bool(wait_until(up, timeout=timeout)) and process.poll() is None
+
+
 def test_default_policy_through_aipolicy_proxy(tmp_path: Path, http_upstream) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     log = tmp_path / "events.jsonl"
@@ -27,15 +40,7 @@ def test_default_policy_through_aipolicy_proxy(tmp_path: Path, http_upstream) ->
         stdout=output, stderr=subprocess.STDOUT, env=env_without_proxy(), cwd=tmp_path,
     )  # fmt: skip
     try:
-
-        def up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return process.poll() is not None
-
-        assert wait_until(up, timeout=30) and process.poll() is None, (tmp_path / "out.txt").read_text()
+        assert accepting(port, process), (tmp_path / "out.txt").read_text()
         mark = "m" + uuid.uuid4().hex[:8]
         with httpx.Client(proxy=f"http://127.0.0.1:{port}", trust_env=False, timeout=10) as client:
             deepseek = client.get(f"http://chat.deepseek.com/{mark}")

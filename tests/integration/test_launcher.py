@@ -15,6 +15,7 @@ import aipolicy.proxy_addons
 import pytest
 
 from .harness import env_without_proxy, free_port, interrupt, wait_until
+from .test_cli_proxy import accepting
 
 pytestmark = pytest.mark.integration
 
@@ -41,15 +42,7 @@ def test_proxy_authentication_answers_before_the_enforcer(tmp_path: Path) -> Non
     with (tmp_path / "out.txt").open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env_without_proxy())
     try:
-
-        def up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return process.poll() is not None
-
-        assert wait_until(up, timeout=30) and process.poll() is None, (tmp_path / "out.txt").read_text()
+        assert accepting(port, process), (tmp_path / "out.txt").read_text()
         anonymous, known = "m" + uuid.uuid4().hex[:8], "m" + uuid.uuid4().hex[:8]
         connect = "CONNECT chat.deepseek.com:443 HTTP/1.1\r\nHost: chat.deepseek.com:443\r\n"
         get = "GET http://chat.deepseek.com/{} HTTP/1.1\r\nHost: chat.deepseek.com\r\nConnection: close\r\n"

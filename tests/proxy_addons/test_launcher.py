@@ -1,5 +1,6 @@
-"""The launcher's master, in process: the Enforcer straight in mitmdump's chain, where scripts run,
-with its options known while the command line is read and configured before the servers start."""
+"""The launcher's master, in process: the Enforcer straight in mitmdump's chain, where scripts run
+(in ScriptLoader's own place when there are none), with its options known while the command line
+is read and configured before the servers start."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ with warnings.catch_warnings():
     # the default addons include proxyauth, whose ldap3 uses pyasn1 names deprecated upstream
     warnings.simplefilter("ignore", DeprecationWarning)
     from aipolicy.proxy_addons.launcher import EnforcingMaster
+    from mitmproxy.tools.dump import DumpMaster
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -37,20 +39,55 @@ def master_with(*specs: str) -> EnforcingMaster:
     return master
 
 
-def test_the_enforcer_runs_where_scripts_run_after_proxy_authentication(tmp_path: Path) -> None:
-    async def chain() -> tuple[list[str], list[object]]:
+def chain_names(master: DumpMaster) -> list[str]:
+    return [_get_name(addon) for addon in master.addons.chain]
+
+
+def test_without_scripts_the_enforcer_takes_the_script_loaders_place(tmp_path: Path) -> None:
+    async def chains() -> tuple[list[str], list[str]]:
+        bare = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
         master = master_with(*settings(tmp_path))
         master.join_chain()
-        names = [_get_name(addon) for addon in master.addons.chain]
-        nested = master.addons.get("scriptloader").addons
         await master.enforcer.done()
-        return names, nested
+        return chain_names(bare), chain_names(master)
 
-    names, nested = asyncio.run(chain())
-    assert names.count("enforcer") == 1
-    assert names.index("enforcer") == names.index("scriptloader") - 1  # before any -s script, as addon.py was
-    assert names.index("proxyauth") < names.index("enforcer") < names.index("nextlayer")
-    assert nested == []  # no Script wrapping it
+    bare, launched = asyncio.run(chains())
+    assert launched == ["enforcer" if name == "scriptloader" else name for name in bare]
+    assert launched.index("proxyauth") < launched.index("enforcer") < launched.index("nextlayer")
+
+
+def test_with_scripts_the_enforcer_runs_just_before_them(tmp_path: Path) -> None:
+    script = tmp_path / "other.py"
+    script.write_text("addons = []\n")
+
+    async def chain() -> tuple[list[str], int]:
+        master = master_with(*settings(tmp_path), f"scripts={script}")
+        master.join_chain()
+        scripts = len(master.addons.get("scriptloader").addons)
+        await master.enforcer.done()
+        return chain_names(master), scripts
+
+    names, scripts = asyncio.run(chain())
+    assert names.count("enforcer") == 1 and scripts == 1  # the Enforcer is not one of ScriptLoader's scripts
+    assert names.index("enforcer") == names.index("scriptloader") - 1  # the -s scripts run after it, as before
+    assert names.index("proxyauth") < names.index("enforcer")
+
+
+def test_without_scripts_at_start_up_none_can_be_added_later(tmp_path: Path) -> None:
+    script = tmp_path / "late.py"
+    script.write_text("addons = []\n")
+
+    async def add_one() -> list[str]:
+        master = master_with(*settings(tmp_path))
+        master.join_chain()
+        try:
+            with pytest.raises(exceptions.OptionsError, match="started without -s scripts"):
+                master.options.update(scripts=[str(script)])
+            return list(master.options.scripts)
+        finally:
+            await master.enforcer.done()
+
+    assert asyncio.run(add_one()) == []  # refused and rolled back, not silently never run
 
 
 def test_the_policy_is_loaded_and_the_log_open_before_the_servers_start(tmp_path: Path) -> None:
