@@ -47,6 +47,14 @@ def test_non_editable_install_finds_shipped_policies(tmp_path: Path) -> None:
     assert len(policy_hash) == 16 and int(apps) > 20
 
 
+def _setuptools_major() -> int:
+    """setuptools' major version in this environment; 0 without it (a Python 3.12 venv has none)."""
+    try:
+        return int(metadata.version("setuptools").split(".")[0])
+    except metadata.PackageNotFoundError:
+        return 0
+
+
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
     # Built from a copy: setuptools leaves build/ in the source tree, and a stale build/lib would
@@ -55,7 +63,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
     shutil.copytree(ROOT, source, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     built = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(built), str(source)]
-    if int(metadata.version("setuptools").split(".")[0]) >= 77:  # the backend pyproject asks for
+    if _setuptools_major() >= 77:  # the backend pyproject asks for
         command.append("--no-build-isolation")  # else pip installs it from its cache
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
