@@ -68,18 +68,7 @@ class EnforcingMaster(DumpMaster):
     def join_chain(self) -> None:
         """Put the Enforcer where ScriptLoader's scripts run and configure it with every option, as
         ScriptLoader configures a script it loads (Script.loadscript), before the servers start."""
-        chain = self.addons.chain
-        loader = self.addons.get("scriptloader")
-        if loader not in chain:
-            chain.append(self.enforcer)
-        elif self.options.scripts:
-            chain.insert(chain.index(loader), self.enforcer)  # and the -s scripts run after it, as before
-        else:
-            # mitmproxy calls into every addon of the chain for every hook of every request (about
-            # 10 µs a request for an empty ScriptLoader, bench/throughput.py): with no script to
-            # run, the Enforcer takes its place. Scripts are given at start-up, or not at all.
-            chain[chain.index(loader)] = self.enforcer
-            self.options.subscribe(self._refuse_scripts, ["scripts"])
+        self._take_place()
         # A refused option (a policy that does not load) ends the start-up as mitmdump ends it for
         # its own options; any other error is logged, and mitmproxy's errorcheck stops the start-up.
         try:
@@ -88,6 +77,19 @@ class EnforcingMaster(DumpMaster):
         except exceptions.OptionsError as error:
             print(f"{sys.argv[0]}: {error}", file=sys.stderr)
             sys.exit(1)
+
+    def _take_place(self) -> None:
+        chain, loader = self.addons.chain, self.addons.get("scriptloader")
+        if loader not in chain:
+            chain.append(self.enforcer)
+        elif self.options.scripts:
+            chain.insert(chain.index(loader), self.enforcer)  # and the -s scripts run after it, as before
+        else:
+            # mitmproxy calls into every addon of the chain for every hook of every request, an empty
+            # ScriptLoader too (6-19 µs a request, bench/README.md): with no script to run, the
+            # Enforcer takes its place. Scripts are then given at start-up or not at all.
+            chain[chain.index(loader)] = self.enforcer
+            self.options.subscribe(self._refuse_scripts, ["scripts"])
 
     @staticmethod
     def _refuse_scripts(opts: options.Options, updated: set[str]) -> None:
