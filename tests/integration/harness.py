@@ -217,18 +217,24 @@ def start_proxy(
     extra: list[str] | None = None,
     block_page: bool = False,
     log: Path | None = None,
+    via: str = "launcher",
 ) -> Proxy:
-    """mitmdump with the enforcer. Options go in once each: mitmproxy drops addon options
-    given twice with --set (the test routes went missing when aipolicy_log was repeated)."""
+    """mitmdump with the enforcer: as `aipolicy proxy` runs it (``via="launcher"``: the Enforcer in
+    mitmdump's chain), or as a script (``via="script"``: ``mitmdump -s proxy_addons/addon.py``).
+    Options go in once each: mitmproxy drops addon options given twice with --set (the test routes
+    went missing when aipolicy_log was repeated)."""
     port = free_port()
     confdir = workdir / "confdir"
     confdir.mkdir(exist_ok=True)
     log = log or workdir / "events.jsonl"
     output = workdir / "mitmdump.out"
+    start = {
+        "launcher": [sys.executable, "-m", aipolicy.proxy_addons.LAUNCHER_MODULE],
+        "script": [MITMDUMP, "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT],
+    }[via]
     command = [
-        MITMDUMP,
-        "-s", aipolicy.proxy_addons.ENFORCER_SCRIPT,
-        "-s", str(HERE / "route_addon.py"),
+        *start,
+        "-s", str(HERE / "route_addon.py"),  # after the Enforcer either way
         "--listen-host", "127.0.0.1",
         "--listen-port", str(port),
         "--set", f"confdir={confdir}",

@@ -139,8 +139,10 @@ def test_kill_9_while_logging_leaves_at_most_the_last_line_torn(
 
 
 def test_bad_rotation_option_is_reported_by_mitmdump(tmp_path: Path) -> None:
+    # As a script, a refused option is logged and mitmdump goes on (the launcher refuses to start:
+    # tests/integration/test_launcher.py)
     policy = copy_fixture_policy(tmp_path)
-    proxy = start_proxy(tmp_path, policy, extra=["--set", "aipolicy_log_max_size=ten"])
+    proxy = start_proxy(tmp_path, policy, extra=["--set", "aipolicy_log_max_size=ten"], via="script")
     try:
         expected = "aipolicy_log_max_size / aipolicy_log_max_age: 'ten' is not a size"
         assert wait_until(lambda: expected in proxy.stderr_text(), timeout=20), proxy.stderr_text()
