@@ -52,7 +52,7 @@ from .quota import Quota
 from .recorder import Recorder
 from .redact import Redact
 from .reload import Reloader
-from .responses import Blocker, block_headers, error_decision, unlogged
+from .responses import Blocker, error_decision, json_refusal, unlogged
 from .shared_controls import SharedControls, Stores
 from .sinks import Sinks
 from .startup import StartupGate
@@ -390,9 +390,7 @@ class Enforcer:
 
     def _refuse_connect(self, flow: http.HTTPFlow, decision: Decision, facts: RequestFacts) -> None:
         flow.metadata["aipolicy"] = decision
-        flow.response = http.Response.make(
-            403, aipolicy.json_error(decision), block_headers(decision, "application/json")
-        )
+        flow.response = json_refusal(decision)
         self.recorder.record(decision, facts, "connect", flow=flow)
 
     def _fail_closed(self, flow: http.HTTPFlow, error: Exception, stage: str) -> None:
@@ -405,9 +403,7 @@ class Enforcer:
             method=flow.request.method,
             client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "",
         )
-        flow.response = http.Response.make(
-            403, aipolicy.json_error(decision), block_headers(decision, "application/json")
-        )
+        flow.response = json_refusal(decision)
         try:
             self.recorder.record(decision, facts, stage, flow=flow)
         except Exception:

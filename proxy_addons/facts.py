@@ -5,7 +5,7 @@ it, and the few headers the hot path reads, gathered once per connection or requ
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from mitmproxy import connection, http
@@ -26,7 +26,6 @@ class ConnectionState:
     user: str = ""  # from proxy authentication on the CONNECT, for events at the TLS stage
     groups: tuple[str, ...] = ()
     recorded: bool = False
-    names: tuple[str, ...] = field(default_factory=tuple)
     client_ip: str | None = None  # the client's address, normalised once per connection
 
 
